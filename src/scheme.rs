@@ -1,0 +1,782 @@
+//! Signature schemes as data: which headers, what is signed, how keys and signatures are encoded.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use base64::Engine;
+
+use crate::content::SignedContent;
+use crate::error::ConfigError;
+use crate::format::SignatureFormat;
+
+type Name = Cow<'static, str>;
+
+/// How a provider signs its deliveries, described as data.
+///
+/// Start from a preset and change what differs, one line per difference:
+///
+/// ```
+/// use webhook_inbox::Scheme;
+///
+/// // Bluum with its signature under another header name:
+/// let scheme = Scheme::bluum().signature_header("X-Bluum-Signature");
+/// assert_eq!(scheme.name(), "bluum");
+/// # let _ = scheme;
+/// ```
+///
+/// | preset | signature header | signed content | key |
+/// |---|---|---|---|
+/// | [`standard`](Self::standard) | `webhook-signature: v1,<base64> v1a,<base64>` | `{id}.{timestamp}.{body}` | `whsec_<base64>` / `whpk_` |
+/// | [`bluum`](Self::bluum) | as `standard` (see its docs) | as `standard` | as `standard` |
+/// | [`stripe`](Self::stripe) | `Stripe-Signature: t=…,v1=<hex>` | `{timestamp}.{body}` | the whole string |
+/// | [`github`](Self::github) | `X-Hub-Signature-256: sha256=<hex>` | `{body}` | the whole string |
+/// | [`slack`](Self::slack) | `X-Slack-Signature: v0=<hex>` | `v0:{timestamp}:{body}` | the whole string |
+/// | [`shopify`](Self::shopify) | `X-Shopify-Hmac-Sha256: <base64>` | `{body}` | the whole string |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheme {
+    name: Name,
+    id_header: Option<Name>,
+    timestamp: TimestampSource,
+    signature_headers: Vec<SignatureHeader>,
+    format: SignatureFormat,
+    encoding: Encoding,
+    content: SignedContent,
+    key_format: KeyFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TimestampSource {
+    None,
+    Header(Name),
+    /// An entry of the signature header with this label (Stripe's `t=`).
+    SignatureEntry(Name),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SignatureHeader {
+    pub(crate) name: Name,
+    pub(crate) labels: Vec<(Name, Algorithm)>,
+}
+
+/// The signature algorithm behind a version label.
+///
+/// ```
+/// use webhook_inbox::Algorithm;
+///
+/// assert_eq!(Algorithm::HmacSha256.signature_len(), 32);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// HMAC-SHA256 with the shared secret: every provider's default.
+    HmacSha256,
+    /// HMAC-SHA1: GitHub's legacy `X-Hub-Signature`; accepted only where a
+    /// scheme explicitly adds it.
+    HmacSha1,
+    /// Ed25519 with the sender's public key (Standard Webhooks `v1a`).
+    Ed25519,
+}
+
+impl Algorithm {
+    /// Length in bytes of a decoded signature.
+    ///
+    /// ```
+    /// use webhook_inbox::Algorithm;
+    ///
+    /// assert_eq!(Algorithm::Ed25519.signature_len(), 64);
+    /// assert_eq!(Algorithm::HmacSha1.signature_len(), 20);
+    /// ```
+    pub const fn signature_len(self) -> usize {
+        match self {
+            Self::HmacSha256 => 32,
+            Self::HmacSha1 => 20,
+            Self::Ed25519 => 64,
+        }
+    }
+}
+
+/// How signatures are written in the header.
+///
+/// ```
+/// use webhook_inbox::Encoding;
+///
+/// assert_eq!(Encoding::Hex.encode(&[0xab, 0x01]), "ab01");
+/// assert_eq!(Encoding::Base64.encode(b"hi"), "aGk=");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// Standard base64 alphabet; padding optional when decoding.
+    Base64,
+    /// Hexadecimal, either case when decoding, lower case when encoding.
+    Hex,
+}
+
+impl Encoding {
+    /// Encodes `bytes` as this encoding writes them.
+    ///
+    /// ```
+    /// use webhook_inbox::Encoding;
+    ///
+    /// assert_eq!(Encoding::Hex.encode(b"\x00\xff"), "00ff");
+    /// ```
+    pub fn encode(self, bytes: &[u8]) -> String {
+        match self {
+            Self::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes),
+            Self::Hex => hex::encode(bytes),
+        }
+    }
+
+    /// Decodes `text` into `out` without allocating; `None` if it is not valid
+    /// in this encoding or does not decode to exactly `out.len()` bytes.
+    pub(crate) fn decode_exact(self, text: &[u8], out: &mut [u8]) -> Option<()> {
+        match self {
+            Self::Base64 => {
+                // Longest base64 text for out.len() bytes: 4 chars per 3 bytes, padded.
+                if text.len() > out.len().div_ceil(3) * 4 {
+                    return None;
+                }
+                let mut buf = [0u8; 66];
+                let n = BASE64_LENIENT.decode_slice(text, &mut buf).ok()?;
+                let decoded = buf.get(..n)?;
+                (n == out.len()).then(|| out.copy_from_slice(decoded))
+            }
+            Self::Hex => hex::decode_to_slice(text, out).ok(),
+        }
+    }
+}
+
+/// Base64 that accepts missing padding (some senders strip it).
+pub(crate) const BASE64_LENIENT: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+
+/// How a configured secret string becomes the HMAC key.
+///
+/// ```
+/// use webhook_inbox::KeyFormat;
+///
+/// assert_eq!(KeyFormat::StandardWebhooks.derive("whsec_aGk=").unwrap(), b"hi");
+/// assert_eq!(KeyFormat::StandardWebhooks.derive("aGk=").unwrap(), b"hi");
+/// assert_eq!(KeyFormat::Utf8.derive("whsec_aGk=").unwrap(), b"whsec_aGk=");
+/// assert!(KeyFormat::StandardWebhooks.derive("whsec_").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyFormat {
+    /// Standard Webhooks: an optional `whsec_` prefix, then base64.
+    StandardWebhooks,
+    /// The string's UTF-8 bytes as they are (Stripe, GitHub, Slack, Shopify).
+    Utf8,
+    /// Base64 with no prefix.
+    Base64,
+    /// Hexadecimal.
+    Hex,
+}
+
+impl KeyFormat {
+    /// The key bytes for `secret`, or why it cannot be one. An empty key is
+    /// always refused: HMAC with an empty key authenticates nothing.
+    ///
+    /// ```
+    /// use webhook_inbox::KeyFormat;
+    ///
+    /// assert_eq!(KeyFormat::Hex.derive("00ff").unwrap(), [0, 255]);
+    /// assert!(KeyFormat::Utf8.derive("").is_err());
+    /// ```
+    pub fn derive(self, secret: &str) -> Result<Vec<u8>, &'static str> {
+        let key = match self {
+            Self::Utf8 => secret.as_bytes().to_vec(),
+            Self::StandardWebhooks => BASE64_LENIENT
+                .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+                .map_err(|_| "not base64 after the optional `whsec_` prefix")?,
+            Self::Base64 => BASE64_LENIENT
+                .decode(secret)
+                .map_err(|_| "not valid base64")?,
+            Self::Hex => hex::decode(secret).map_err(|_| "not valid hexadecimal")?,
+        };
+        if key.is_empty() {
+            return Err("the key is empty");
+        }
+        Ok(key)
+    }
+}
+
+fn standard_webhooks(name: &'static str) -> Scheme {
+    Scheme {
+        name: Cow::Borrowed(name),
+        id_header: Some(Cow::Borrowed("webhook-id")),
+        timestamp: TimestampSource::Header(Cow::Borrowed("webhook-timestamp")),
+        signature_headers: vec![SignatureHeader {
+            name: Cow::Borrowed("webhook-signature"),
+            labels: vec![
+                (Cow::Borrowed("v1"), Algorithm::HmacSha256),
+                (Cow::Borrowed("v1a"), Algorithm::Ed25519),
+            ],
+        }],
+        format: SignatureFormat::STANDARD,
+        encoding: Encoding::Base64,
+        content: content("{id}.{timestamp}.{body}"),
+        key_format: KeyFormat::StandardWebhooks,
+    }
+}
+
+fn content(template: &'static str) -> SignedContent {
+    // Templates of the presets are constants checked by the `presets_are_consistent` test.
+    SignedContent::parse(template).unwrap_or_else(|_| unreachable!("preset template {template}"))
+}
+
+fn body_only(
+    name: &'static str,
+    header: &'static str,
+    format: SignatureFormat,
+    label: &'static str,
+    encoding: Encoding,
+) -> Scheme {
+    Scheme {
+        name: Cow::Borrowed(name),
+        id_header: None,
+        timestamp: TimestampSource::None,
+        signature_headers: vec![SignatureHeader {
+            name: Cow::Borrowed(header),
+            labels: vec![(Cow::Borrowed(label), Algorithm::HmacSha256)],
+        }],
+        format,
+        encoding,
+        content: content("{body}"),
+        key_format: KeyFormat::Utf8,
+    }
+}
+
+impl Scheme {
+    /// [Standard Webhooks](https://www.standardwebhooks.com/) (Svix and the many
+    /// senders built on it): `webhook-id`, `webhook-timestamp` and
+    /// `webhook-signature: v1,<base64>` (space-separated, several allowed);
+    /// content `{id}.{timestamp}.{body}`; secrets `whsec_<base64>` (the prefix is
+    /// optional). Also accepts `v1a,<base64>` Ed25519 signatures, checked against
+    /// `whpk_` public keys.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::standard().id_header_name(), Some("webhook-id"));
+    /// ```
+    pub fn standard() -> Self {
+        standard_webhooks("standard")
+    }
+
+    /// Bluum (brokerage API). **Bluum's documentation says every delivery is
+    /// signed but does not publish the scheme.** This preset therefore assumes the
+    /// Standard Webhooks layout (`webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature`, content `{id}.{timestamp}.{body}`, `whsec_` secrets)
+    /// carrying Bluum's envelope `{"event": …, "timestamp": …, "data": {…}}`. If
+    /// Bluum's deliveries use other header names, change them in one line each:
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// let scheme = Scheme::bluum()
+    ///     .signature_header("X-Bluum-Signature")
+    ///     .timestamp_header("X-Bluum-Timestamp")
+    ///     .id_header("X-Bluum-Delivery");
+    /// assert_eq!(scheme.id_header_name(), Some("X-Bluum-Delivery"));
+    /// ```
+    pub fn bluum() -> Self {
+        standard_webhooks("bluum")
+    }
+
+    /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`, content
+    /// `{t}.{body}`, the whole secret string (including `whsec_`) is the key.
+    /// `v0` (test-mode) signatures are never accepted.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::stripe().signature_header_name(), "Stripe-Signature");
+    /// ```
+    pub fn stripe() -> Self {
+        Self {
+            name: Cow::Borrowed("stripe"),
+            id_header: None,
+            timestamp: TimestampSource::SignatureEntry(Cow::Borrowed("t")),
+            signature_headers: vec![SignatureHeader {
+                name: Cow::Borrowed("Stripe-Signature"),
+                labels: vec![(Cow::Borrowed("v1"), Algorithm::HmacSha256)],
+            }],
+            format: SignatureFormat::KEY_VALUE_LIST,
+            encoding: Encoding::Hex,
+            content: content("{timestamp}.{body}"),
+            key_format: KeyFormat::Utf8,
+        }
+    }
+
+    /// GitHub: `X-Hub-Signature-256: sha256=<hex>` over the body; no timestamp,
+    /// so no replay window. The legacy SHA-1 header is refused unless added:
+    ///
+    /// ```
+    /// use webhook_inbox::{Algorithm, Scheme};
+    ///
+    /// let with_sha1 = Scheme::github().also_signature_header("X-Hub-Signature", "sha1", Algorithm::HmacSha1);
+    /// assert_ne!(with_sha1, Scheme::github());
+    /// ```
+    pub fn github() -> Self {
+        body_only(
+            "github",
+            "X-Hub-Signature-256",
+            SignatureFormat::LABELED,
+            "sha256",
+            Encoding::Hex,
+        )
+        .id_header("X-GitHub-Delivery")
+    }
+
+    /// Slack: `X-Slack-Signature: v0=<hex>` over `v0:{timestamp}:{body}`, the
+    /// timestamp in `X-Slack-Request-Timestamp`.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::slack().content().to_string(), "v0:{timestamp}:{body}");
+    /// ```
+    pub fn slack() -> Self {
+        Self {
+            timestamp: TimestampSource::Header(Cow::Borrowed("X-Slack-Request-Timestamp")),
+            content: content("v0:{timestamp}:{body}"),
+            ..body_only(
+                "slack",
+                "X-Slack-Signature",
+                SignatureFormat::LABELED,
+                "v0",
+                Encoding::Hex,
+            )
+        }
+    }
+
+    /// Shopify: `X-Shopify-Hmac-Sha256: <base64>` of the HMAC of the body; no
+    /// timestamp.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::shopify().id_header_name(), Some("X-Shopify-Event-Id"));
+    /// ```
+    pub fn shopify() -> Self {
+        body_only(
+            "shopify",
+            "X-Shopify-Hmac-Sha256",
+            SignatureFormat::BARE,
+            "",
+            Encoding::Base64,
+        )
+        .id_header("X-Shopify-Event-Id")
+    }
+
+    /// A scheme built from scratch: signatures in `signature_header`, content
+    /// `{body}`, hex, unlabeled entries ([`SignatureFormat::BARE`]), keys taken as
+    /// the secret's bytes, no id, no timestamp. Change what differs, and say which
+    /// labels to accept with [`accept`](Self::accept) (`""` for unlabeled
+    /// entries); a scheme with no accepted label is refused when a verifier is built.
+    ///
+    /// ```
+    /// use webhook_inbox::{Encoding, Scheme, SignatureFormat, SignedContent};
+    ///
+    /// let acme = Scheme::custom("acme", "X-Acme-Signature")
+    ///     .signature_format(SignatureFormat::LABELED)
+    ///     .accept("sha256", webhook_inbox::Algorithm::HmacSha256)
+    ///     .timestamp_header("X-Acme-Timestamp")
+    ///     .signed_content("{timestamp}.{body}".parse::<SignedContent>()?)
+    ///     .encoding(Encoding::Base64);
+    /// assert_eq!(acme.name(), "acme");
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn custom(
+        name: impl Into<Cow<'static, str>>,
+        signature_header: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            signature_headers: vec![SignatureHeader {
+                name: signature_header.into(),
+                labels: Vec::new(),
+            }],
+            ..body_only("custom", "", SignatureFormat::BARE, "", Encoding::Hex)
+        }
+    }
+
+    /// Looks a preset up by name: `standard`, `bluum`, `stripe`, `github`,
+    /// `slack`, `shopify` (also available through [`FromStr`]).
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::preset("stripe")?, Scheme::stripe());
+    /// assert!(Scheme::preset("paypal").is_err());
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn preset(name: &str) -> Result<Self, ConfigError> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "standard" | "standard-webhooks" | "svix" => Self::standard(),
+            "bluum" => Self::bluum(),
+            "stripe" => Self::stripe(),
+            "github" => Self::github(),
+            "slack" => Self::slack(),
+            "shopify" => Self::shopify(),
+            _ => return Err(ConfigError::UnknownScheme(name.to_owned())),
+        })
+    }
+
+    /// Renames the scheme (it names the source in errors and logs).
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::standard().named("payments").name(), "payments");
+    /// ```
+    pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the header that carries the signatures (the first one, if the scheme has several).
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// let s = Scheme::bluum().signature_header("X-Signature");
+    /// assert_eq!(s.signature_header_name(), "X-Signature");
+    /// ```
+    pub fn signature_header(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        if let Some(first) = self.signature_headers.first_mut() {
+            first.name = name.into();
+        }
+        self
+    }
+
+    /// Sets the header that carries the delivery id (signed when the content
+    /// template uses `{id}`).
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::bluum().id_header("X-Id").id_header_name(), Some("X-Id"));
+    /// ```
+    pub fn id_header(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.id_header = Some(name.into());
+        self
+    }
+
+    /// Takes the timestamp from this header (Unix seconds).
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// let s = Scheme::bluum().timestamp_header("X-Timestamp");
+    /// assert!(s.has_timestamp());
+    /// ```
+    pub fn timestamp_header(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.timestamp = TimestampSource::Header(name.into());
+        self
+    }
+
+    /// Takes the timestamp from the signature-header entry with this label
+    /// (Stripe's `t=`).
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::stripe(), Scheme::stripe().timestamp_in_signature("t"));
+    /// ```
+    pub fn timestamp_in_signature(mut self, label: impl Into<Cow<'static, str>>) -> Self {
+        self.timestamp = TimestampSource::SignatureEntry(label.into());
+        self
+    }
+
+    /// Drops the timestamp: no replay window is enforced.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert!(!Scheme::github().has_timestamp());
+    /// ```
+    pub fn without_timestamp(mut self) -> Self {
+        self.timestamp = TimestampSource::None;
+        self
+    }
+
+    /// Accepts signatures with `label` in the (first) signature header, checked with `algorithm`.
+    ///
+    /// ```
+    /// use webhook_inbox::{Algorithm, Scheme};
+    ///
+    /// let s = Scheme::standard().accept("v2", Algorithm::HmacSha256);
+    /// assert_ne!(s, Scheme::standard());
+    /// ```
+    pub fn accept(mut self, label: impl Into<Cow<'static, str>>, algorithm: Algorithm) -> Self {
+        if let Some(first) = self.signature_headers.first_mut() {
+            first.labels.push((label.into(), algorithm));
+        }
+        self
+    }
+
+    /// Also reads signatures from another header (same format and encoding);
+    /// any valid signature in any of the headers passes.
+    ///
+    /// ```
+    /// use webhook_inbox::{Algorithm, Scheme};
+    ///
+    /// let s = Scheme::github().also_signature_header("X-Hub-Signature", "sha1", Algorithm::HmacSha1);
+    /// assert_eq!(s.signature_header_name(), "X-Hub-Signature-256");
+    /// ```
+    pub fn also_signature_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        label: impl Into<Cow<'static, str>>,
+        algorithm: Algorithm,
+    ) -> Self {
+        self.signature_headers.push(SignatureHeader {
+            name: name.into(),
+            labels: vec![(label.into(), algorithm)],
+        });
+        self
+    }
+
+    /// Sets how the signature header is split into entries.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, SignatureFormat};
+    ///
+    /// let s = Scheme::custom("x", "X-Sig").signature_format(SignatureFormat::LABELED);
+    /// # let _ = s;
+    /// ```
+    pub fn signature_format(mut self, format: SignatureFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sets how signatures are encoded.
+    ///
+    /// ```
+    /// use webhook_inbox::{Encoding, Scheme};
+    ///
+    /// let s = Scheme::custom("x", "X-Sig").encoding(Encoding::Base64);
+    /// # let _ = s;
+    /// ```
+    pub fn encoding(mut self, encoding: Encoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
+    /// Sets what is signed.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, SignedContent};
+    ///
+    /// let s = Scheme::custom("x", "X-Sig")
+    ///     .timestamp_header("X-Ts")
+    ///     .signed_content(SignedContent::parse("{timestamp}:{body}")?);
+    /// assert_eq!(s.content().to_string(), "{timestamp}:{body}");
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn signed_content(mut self, content: SignedContent) -> Self {
+        self.content = content;
+        self
+    }
+
+    /// Sets how secret strings become HMAC keys.
+    ///
+    /// ```
+    /// use webhook_inbox::{KeyFormat, Scheme};
+    ///
+    /// let s = Scheme::custom("x", "X-Sig").key_format(KeyFormat::Base64);
+    /// # let _ = s;
+    /// ```
+    pub fn key_format(mut self, key_format: KeyFormat) -> Self {
+        self.key_format = key_format;
+        self
+    }
+
+    /// The scheme's name.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::github().name(), "github");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The header carrying the delivery id, if the scheme has one.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::stripe().id_header_name(), None);
+    /// ```
+    pub fn id_header_name(&self) -> Option<&str> {
+        self.id_header.as_deref()
+    }
+
+    /// The (first) header carrying signatures.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::standard().signature_header_name(), "webhook-signature");
+    /// ```
+    pub fn signature_header_name(&self) -> &str {
+        self.signature_headers.first().map_or("", |h| &h.name)
+    }
+
+    /// Whether deliveries carry a timestamp (and so a replay window applies).
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert!(Scheme::slack().has_timestamp());
+    /// ```
+    pub fn has_timestamp(&self) -> bool {
+        self.timestamp != TimestampSource::None
+    }
+
+    /// What the scheme signs.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::github().content().to_string(), "{body}");
+    /// ```
+    pub fn content(&self) -> &SignedContent {
+        &self.content
+    }
+
+    pub(crate) fn timestamp_source(&self) -> &TimestampSource {
+        &self.timestamp
+    }
+
+    pub(crate) fn signature_headers(&self) -> &[SignatureHeader] {
+        &self.signature_headers
+    }
+
+    pub(crate) fn format(&self) -> SignatureFormat {
+        self.format
+    }
+
+    pub(crate) fn encoding_used(&self) -> Encoding {
+        self.encoding
+    }
+
+    pub(crate) fn key_format_used(&self) -> KeyFormat {
+        self.key_format
+    }
+
+    /// Whether any label of any signature header is checked with `algorithm`.
+    pub(crate) fn accepts(&self, algorithm: Algorithm) -> bool {
+        self.signature_headers
+            .iter()
+            .any(|h| h.labels.iter().any(|(_, a)| *a == algorithm))
+    }
+
+    /// The algorithm for `label` in signature header `header`, if that label is accepted there.
+    pub(crate) fn algorithm_for(header: &SignatureHeader, label: &[u8]) -> Option<Algorithm> {
+        header
+            .labels
+            .iter()
+            .find(|(l, _)| l.as_bytes() == label)
+            .map(|(_, a)| *a)
+    }
+
+    /// Checks that the parts fit together; called when a verifier or signer is built.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let bad = |reason| ConfigError::InconsistentScheme {
+            scheme: self.name.to_string(),
+            reason,
+        };
+        if self.content.uses_id() && self.id_header.is_none() {
+            return Err(bad("the signed content uses {id} but no id header is set"));
+        }
+        if self.content.uses_timestamp() != self.has_timestamp() {
+            return Err(bad(
+                "a timestamp source is set exactly when the signed content uses {timestamp}",
+            ));
+        }
+        if self.signature_headers.iter().any(|h| h.name.is_empty()) {
+            return Err(bad("a signature header name is empty"));
+        }
+        if !self.signature_headers.iter().any(|h| !h.labels.is_empty()) {
+            return Err(bad(
+                "no signature label is accepted: call accept(label, algorithm)",
+            ));
+        }
+        let labeled = self.format.label_separator().is_some();
+        if !labeled
+            && self
+                .signature_headers
+                .iter()
+                .any(|h| h.labels.iter().any(|(l, _)| !l.is_empty()))
+        {
+            return Err(bad(
+                "the signature format has no labels, so the accepted label must be \"\"",
+            ));
+        }
+        if matches!(self.timestamp, TimestampSource::SignatureEntry(_)) && !labeled {
+            return Err(bad(
+                "a timestamp inside the signature header needs a labeled format",
+            ));
+        }
+        if self.accepts(Algorithm::Ed25519) && self.encoding != Encoding::Base64 {
+            return Err(bad("Ed25519 signatures are read as base64"));
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Scheme {
+    type Err = ConfigError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::preset(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_consistent() {
+        for name in ["standard", "bluum", "stripe", "github", "slack", "shopify"] {
+            let scheme = Scheme::preset(name).unwrap();
+            scheme.check().unwrap();
+            assert_eq!(scheme.name(), name);
+        }
+    }
+
+    #[test]
+    fn custom_without_labels_is_refused() {
+        let err = Scheme::custom("x", "X-Sig").check().unwrap_err();
+        assert!(matches!(err, ConfigError::InconsistentScheme { .. }));
+        Scheme::custom("x", "X-Sig")
+            .accept("", Algorithm::HmacSha256)
+            .check()
+            .unwrap();
+    }
+
+    #[test]
+    fn base64_decode_checks_length_without_panicking() {
+        let mut out = [0u8; 32];
+        assert!(Encoding::Base64.decode_exact(b"", &mut out).is_none());
+        assert!(
+            Encoding::Base64
+                .decode_exact(&[b'A'; 200], &mut out)
+                .is_none()
+        );
+        assert!(Encoding::Base64.decode_exact(b"aGk=", &mut out).is_none());
+        let mut two = [0u8; 2];
+        assert!(Encoding::Base64.decode_exact(b"aGk", &mut two).is_some());
+        assert_eq!(&two, b"hi");
+    }
+}

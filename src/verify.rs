@@ -1,0 +1,799 @@
+//! Deciding from the raw request alone whether a delivery is genuine.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{ConfigError, HeaderProblem, VerifyError};
+use crate::headers::HeaderSource;
+use crate::scheme::{Algorithm, BASE64_LENIENT, Scheme, SignatureHeader, TimestampSource};
+use crate::secret::Secret;
+
+/// The default replay window: deliveries signed more than 5 minutes before or
+/// after "now" are refused (the Standard Webhooks and Stripe recommendation).
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+/// The default longest header value the verifier reads, in bytes.
+pub const DEFAULT_MAX_HEADER_LEN: usize = 8 * 1024;
+/// The default most signature entries read from one request.
+pub const DEFAULT_MAX_SIGNATURES: usize = 16;
+
+/// Checks deliveries of one scheme against one or more keys.
+///
+/// Build it once at start-up (bad secrets fail there, not per request) and
+/// share it: it is `Send + Sync` and verifying takes `&self`.
+///
+/// ```
+/// use webhook_inbox::{ManualClock, Scheme, Verifier};
+///
+/// let verifier = Verifier::builder(Scheme::standard())
+///     .secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+///     .clock(ManualClock::at_unix(1614265330))
+///     .build()?;
+/// let headers = [
+///     ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+///     ("webhook-timestamp", "1614265330"),
+///     ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+/// ];
+/// let verified = verifier.verify(&headers, br#"{"test": 2432232314}"#).expect("genuine");
+/// assert_eq!(verified.id(), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+/// assert!(verifier.verify(&headers, br#"{"test":2432232314}"#).is_err());
+/// # Ok::<(), webhook_inbox::ConfigError>(())
+/// ```
+pub struct Verifier {
+    scheme: Scheme,
+    hmac_keys: Vec<HmacKey>,
+    public_keys: Vec<ed25519_dalek::VerifyingKey>,
+    tolerance: Duration,
+    clock: Arc<dyn Clock>,
+    max_header_len: usize,
+    max_signatures: usize,
+}
+
+/// One secret, keyed once for each HMAC algorithm the scheme accepts (cloning a
+/// keyed MAC skips re-deriving the inner and outer pads on every request).
+#[derive(Clone)]
+pub(crate) struct HmacKey {
+    pub(crate) sha256: Hmac<Sha256>,
+    pub(crate) sha1: Hmac<Sha1>,
+}
+
+impl HmacKey {
+    pub(crate) fn new(key: &[u8]) -> Self {
+        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+        let sha256 = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let sha1 = <Hmac<Sha1> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        Self { sha256, sha1 }
+    }
+
+    /// The tag of the signed content with `algorithm` (HMAC only), written into `out`.
+    pub(crate) fn tag(
+        &self,
+        algorithm: Algorithm,
+        feed: impl Fn(&mut dyn FnMut(&[u8])),
+        out: &mut [u8; 32],
+    ) {
+        match algorithm {
+            Algorithm::HmacSha1 => {
+                let mut mac = self.sha1.clone();
+                feed(&mut |piece| mac.update(piece));
+                let tag = mac.finalize().into_bytes();
+                out.get_mut(..20).map(|o| o.copy_from_slice(&tag));
+            }
+            _ => {
+                let mut mac = self.sha256.clone();
+                feed(&mut |piece| mac.update(piece));
+                out.copy_from_slice(&mac.finalize().into_bytes());
+            }
+        }
+    }
+}
+
+/// Builds a [`Verifier`]; see [`Verifier::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_inbox::{Scheme, Verifier};
+///
+/// let verifier = Verifier::builder(Scheme::stripe())
+///     .secret("whsec_new")
+///     .secret("whsec_old")
+///     .tolerance(Duration::from_secs(600))
+///     .build()?;
+/// assert_eq!(verifier.tolerance(), Duration::from_secs(600));
+/// # Ok::<(), webhook_inbox::ConfigError>(())
+/// ```
+#[must_use]
+pub struct VerifierBuilder {
+    scheme: Scheme,
+    secrets: Vec<Secret>,
+    public_keys: Vec<String>,
+    tolerance: Duration,
+    clock: Arc<dyn Clock>,
+    max_header_len: usize,
+    max_signatures: usize,
+}
+
+impl VerifierBuilder {
+    /// Adds an HMAC secret. Several may be added (key rotation): a delivery
+    /// signed with any of them passes.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Verifier};
+    ///
+    /// assert!(Verifier::builder(Scheme::github()).secret("s3cret").build().is_ok());
+    /// ```
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.secrets.push(secret.into());
+        self
+    }
+
+    /// Adds every secret of `secrets`.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Verifier};
+    ///
+    /// let v = Verifier::builder(Scheme::slack()).secrets(["a", "b"]).build()?;
+    /// # let _ = v;
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn secrets<S: Into<Secret>>(mut self, secrets: impl IntoIterator<Item = S>) -> Self {
+        self.secrets.extend(secrets.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an Ed25519 public key (`whpk_<base64>`, the prefix optional) for
+    /// schemes that accept Ed25519 signatures (Standard Webhooks `v1a`).
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Verifier};
+    ///
+    /// let v = Verifier::builder(Scheme::standard())
+    ///     .public_key("whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=")
+    ///     .build()?;
+    /// # let _ = v;
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn public_key(mut self, key: impl Into<String>) -> Self {
+        self.public_keys.push(key.into());
+        self
+    }
+
+    /// How far a delivery's timestamp may be from "now", either way. Schemes
+    /// without a timestamp ignore it.
+    ///
+    /// Defaults to [`DEFAULT_TOLERANCE`] (300 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_inbox::{Scheme, Verifier};
+    ///
+    /// let v = Verifier::builder(Scheme::standard()).secret("whsec_aGk=")
+    ///     .tolerance(Duration::from_secs(60)).build()?;
+    /// assert_eq!(v.tolerance(), Duration::from_secs(60));
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// The clock that says what "now" is.
+    ///
+    /// Defaults to [`SystemClock`].
+    ///
+    /// ```
+    /// use webhook_inbox::{ManualClock, Scheme, Verifier};
+    ///
+    /// let v = Verifier::builder(Scheme::standard()).secret("whsec_aGk=")
+    ///     .clock(ManualClock::at_unix(0)).build()?;
+    /// # let _ = v;
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The longest header value read, in bytes; longer ones are refused as malformed.
+    ///
+    /// Defaults to [`DEFAULT_MAX_HEADER_LEN`] (8 KiB).
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Verifier};
+    ///
+    /// let v = Verifier::builder(Scheme::github()).secret("s").max_header_len(1024).build()?;
+    /// # let _ = v;
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn max_header_len(mut self, bytes: usize) -> Self {
+        self.max_header_len = bytes;
+        self
+    }
+
+    /// The most signature entries read from one request; more are refused as
+    /// malformed, so a header stuffed with signatures cannot multiply the work.
+    ///
+    /// Defaults to [`DEFAULT_MAX_SIGNATURES`] (16).
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Verifier};
+    ///
+    /// let v = Verifier::builder(Scheme::github()).secret("s").max_signatures(4).build()?;
+    /// # let _ = v;
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn max_signatures(mut self, count: usize) -> Self {
+        self.max_signatures = count;
+        self
+    }
+
+    /// Checks the scheme and decodes every key. Fails on an empty or undecodable
+    /// secret, a malformed public key, a key the scheme cannot use, or no key at all.
+    ///
+    /// ```
+    /// use webhook_inbox::{ConfigError, Scheme, Verifier};
+    ///
+    /// let err = Verifier::builder(Scheme::standard()).build().unwrap_err();
+    /// assert_eq!(err, ConfigError::NoKeys);
+    /// ```
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        self.scheme.check()?;
+        let uses_hmac = [Algorithm::HmacSha256, Algorithm::HmacSha1]
+            .into_iter()
+            .any(|a| self.scheme.accepts(a));
+        let mut hmac_keys = Vec::with_capacity(self.secrets.len());
+        for (index, secret) in self.secrets.iter().enumerate() {
+            if !uses_hmac {
+                return Err(ConfigError::InvalidSecret {
+                    index,
+                    reason: "this scheme accepts no HMAC signatures",
+                });
+            }
+            let key = self
+                .scheme
+                .key_format_used()
+                .derive(secret.expose())
+                .map_err(|reason| ConfigError::InvalidSecret { index, reason })?;
+            hmac_keys.push(HmacKey::new(&key));
+        }
+        let mut public_keys = Vec::with_capacity(self.public_keys.len());
+        for (index, key) in self.public_keys.iter().enumerate() {
+            if !self.scheme.accepts(Algorithm::Ed25519) {
+                return Err(ConfigError::InvalidKey {
+                    index,
+                    reason: "this scheme accepts no Ed25519 signatures",
+                });
+            }
+            public_keys.push(
+                parse_public_key(key)
+                    .map_err(|reason| ConfigError::InvalidKey { index, reason })?,
+            );
+        }
+        if hmac_keys.is_empty() && public_keys.is_empty() {
+            return Err(ConfigError::NoKeys);
+        }
+        Ok(Verifier {
+            scheme: self.scheme,
+            hmac_keys,
+            public_keys,
+            tolerance: self.tolerance,
+            clock: self.clock,
+            max_header_len: self.max_header_len,
+            max_signatures: self.max_signatures,
+        })
+    }
+}
+
+fn parse_public_key(text: &str) -> Result<ed25519_dalek::VerifyingKey, &'static str> {
+    let bytes = BASE64_LENIENT
+        .decode(text.strip_prefix("whpk_").unwrap_or(text))
+        .map_err(|_| "not base64 after the optional `whpk_` prefix")?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "an Ed25519 public key is 32 bytes")?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "not a valid Ed25519 point")
+}
+
+/// A delivery whose signature has been checked. Only [`Verifier::verify`] makes
+/// one, so holding a `Verified` proves the check happened.
+///
+/// ```
+/// use webhook_inbox::{Scheme, Signer, Verifier};
+///
+/// let signer = Signer::new(Scheme::github(), "s3cret")?;
+/// let headers = signer.sign("delivery-1", 0, b"{}");
+/// let verifier = Verifier::new(Scheme::github(), ["s3cret"])?;
+/// let verified = verifier.verify(&headers, b"{}").expect("genuine");
+/// assert_eq!(verified.body(), b"{}");
+/// assert_eq!(verified.timestamp(), None);
+/// # Ok::<(), webhook_inbox::ConfigError>(())
+/// ```
+#[derive(Clone, Copy)]
+#[must_use]
+pub struct Verified<'a> {
+    id: Option<&'a str>,
+    timestamp: Option<i64>,
+    body: &'a [u8],
+    key_index: usize,
+}
+
+impl<'a> Verified<'a> {
+    /// The value of the scheme's id header, if the scheme has one and it was sent.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Signer, Verifier};
+    ///
+    /// let h = Signer::new(Scheme::github(), "k")?.sign("d-1", 0, b"x");
+    /// let v = Verifier::new(Scheme::github(), ["k"])?;
+    /// assert_eq!(v.verify(&h, b"x").unwrap().id(), Some("d-1"));
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn id(&self) -> Option<&'a str> {
+        self.id
+    }
+
+    /// The signed timestamp (Unix seconds), for schemes that carry one.
+    ///
+    /// ```
+    /// use webhook_inbox::{ManualClock, Scheme, Signer, Verifier};
+    ///
+    /// let h = Signer::new(Scheme::stripe(), "whsec_k")?.sign("", 1_700_000_000, b"{}");
+    /// let v = Verifier::builder(Scheme::stripe()).secret("whsec_k")
+    ///     .clock(ManualClock::at_unix(1_700_000_010)).build()?;
+    /// assert_eq!(v.verify(&h, b"{}").unwrap().timestamp(), Some(1_700_000_000));
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// The raw body that was verified.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Signer, Verifier};
+    ///
+    /// let h = Signer::new(Scheme::shopify(), "k")?.sign("", 0, b"\xff");
+    /// let v = Verifier::new(Scheme::shopify(), ["k"])?;
+    /// assert_eq!(v.verify(&h, b"\xff").unwrap().body(), b"\xff");
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// Which configured key matched: secrets count from 0 in the order given,
+    /// then public keys. Useful to see when the old secret of a rotation stops
+    /// being used.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Signer, Verifier};
+    ///
+    /// let h = Signer::new(Scheme::github(), "old")?.sign("d", 0, b"x");
+    /// let v = Verifier::new(Scheme::github(), ["new", "old"])?;
+    /// assert_eq!(v.verify(&h, b"x").unwrap().key_index(), 1);
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn key_index(&self) -> usize {
+        self.key_index
+    }
+}
+
+impl fmt::Debug for Verified<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("id", &self.id)
+            .field("timestamp", &self.timestamp)
+            .field("body_len", &self.body.len())
+            .field("key_index", &self.key_index)
+            .finish()
+    }
+}
+
+/// What the counting pass over the signature headers found.
+#[derive(Default)]
+struct Census {
+    present: usize,
+    entries: usize,
+    ignored: usize,
+    sha256: bool,
+    sha1: bool,
+    ed25519: bool,
+}
+
+impl Verifier {
+    /// A verifier for `scheme` with these HMAC secrets and the defaults: a
+    /// tolerance of 300 s, the system clock.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Verifier};
+    ///
+    /// let verifier = Verifier::new(Scheme::bluum(), ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])?;
+    /// assert_eq!(verifier.scheme().name(), "bluum");
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn new<S: Into<Secret>>(
+        scheme: Scheme,
+        secrets: impl IntoIterator<Item = S>,
+    ) -> Result<Self, ConfigError> {
+        Self::builder(scheme).secrets(secrets).build()
+    }
+
+    /// A builder for a verifier of `scheme`, to add keys and change the defaults.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Verifier};
+    ///
+    /// let verifier = Verifier::builder(Scheme::github()).secret("s3cret").build()?;
+    /// # let _ = verifier;
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn builder(scheme: Scheme) -> VerifierBuilder {
+        VerifierBuilder {
+            scheme,
+            secrets: Vec::new(),
+            public_keys: Vec::new(),
+            tolerance: DEFAULT_TOLERANCE,
+            clock: Arc::new(SystemClock),
+            max_header_len: DEFAULT_MAX_HEADER_LEN,
+            max_signatures: DEFAULT_MAX_SIGNATURES,
+        }
+    }
+
+    /// The scheme this verifier checks.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Verifier};
+    ///
+    /// let v = Verifier::new(Scheme::slack(), ["k"])?;
+    /// assert_eq!(v.scheme(), &Scheme::slack());
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    /// The timestamp tolerance in force.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_inbox::{Scheme, Verifier};
+    ///
+    /// let v = Verifier::new(Scheme::slack(), ["k"])?;
+    /// assert_eq!(v.tolerance(), Duration::from_secs(300));
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn tolerance(&self) -> Duration {
+        self.tolerance
+    }
+
+    /// Checks a delivery: the headers the scheme needs are present and readable,
+    /// the timestamp is within the tolerance, and at least one signature matches
+    /// at least one key, over the **raw** body bytes.
+    ///
+    /// Signatures are decoded and compared in constant time after a length
+    /// check, so an empty signature or a prefix of a valid one never matches.
+    ///
+    /// ```
+    /// use webhook_inbox::{Scheme, Verifier, VerifyError};
+    ///
+    /// let verifier = Verifier::new(Scheme::github(), ["It's a Secret to Everybody"])?;
+    /// let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    /// assert!(verifier.verify(&[("X-Hub-Signature-256", sig)], b"Hello, World!").is_ok());
+    /// let err = verifier.verify(&[("X-Hub-Signature", "sha1=00")], b"Hello, World!").unwrap_err();
+    /// assert_eq!(err, VerifyError::MissingHeader { name: "X-Hub-Signature-256".into() });
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn verify<'a, H: HeaderSource + ?Sized>(
+        &self,
+        headers: &'a H,
+        body: &'a [u8],
+    ) -> Result<Verified<'a>, VerifyError> {
+        let census = self.census(headers)?;
+        let raw_timestamp = self.raw_timestamp(headers)?;
+        let timestamp = match raw_timestamp {
+            Some((name, raw)) => Some(self.check_timestamp(name, raw)?),
+            None => None,
+        };
+        let id = self.id(headers)?;
+        let (id_bytes, ts_bytes) = (
+            id.map_or(&[][..], str::as_bytes),
+            raw_timestamp.map_or(&[][..], |(_, raw)| raw),
+        );
+        let verified = |key_index| Verified {
+            id,
+            timestamp,
+            body,
+            key_index,
+        };
+
+        let content = self.scheme.content();
+        let feed = |sink: &mut dyn FnMut(&[u8])| content.feed(id_bytes, ts_bytes, body, &mut *sink);
+        for (key_index, key) in self.hmac_keys.iter().enumerate() {
+            for (wanted, algorithm) in [
+                (census.sha256, Algorithm::HmacSha256),
+                (census.sha1, Algorithm::HmacSha1),
+            ] {
+                if !wanted {
+                    continue;
+                }
+                let mut tag = [0u8; 32];
+                key.tag(algorithm, feed, &mut tag);
+                let tag = tag.get(..algorithm.signature_len()).unwrap_or_default();
+                if self.any_signature(headers, algorithm, |sig| bool::from(sig.ct_eq(tag)))? {
+                    return Ok(verified(key_index));
+                }
+            }
+        }
+        if census.ed25519 && !self.public_keys.is_empty() {
+            let message = content.to_bytes(id_bytes, ts_bytes, body);
+            for (i, key) in self.public_keys.iter().enumerate() {
+                let matches = |sig: &[u8]| {
+                    <[u8; 64]>::try_from(sig)
+                        .map(|bytes| {
+                            key.verify_strict(
+                                &message,
+                                &ed25519_dalek::Signature::from_bytes(&bytes),
+                            )
+                            .is_ok()
+                        })
+                        .unwrap_or(false)
+                };
+                if self.any_signature(headers, Algorithm::Ed25519, matches)? {
+                    return Ok(verified(self.hmac_keys.len() + i));
+                }
+            }
+        }
+        Err(VerifyError::NoMatchingSignature {
+            tried: census.entries - census.ignored,
+            ignored: census.ignored,
+            keys: self.hmac_keys.len() + self.public_keys.len(),
+        })
+    }
+
+    /// Reads a header, refusing values over the length limit.
+    fn read<'a, H: HeaderSource + ?Sized>(
+        &self,
+        headers: &'a H,
+        name: &str,
+    ) -> Result<Option<&'a [u8]>, VerifyError> {
+        match headers.header(name) {
+            Some(value) if value.len() > self.max_header_len => Err(VerifyError::MalformedHeader {
+                name: name.to_owned(),
+                problem: HeaderProblem::TooLong {
+                    len: value.len(),
+                    limit: self.max_header_len,
+                },
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// The present signature headers with their definitions.
+    fn signature_headers<'s, 'a, H: HeaderSource + ?Sized>(
+        &'s self,
+        headers: &'a H,
+    ) -> impl Iterator<Item = Result<(&'s SignatureHeader, &'a [u8]), VerifyError>> + use<'s, 'a, H>
+    {
+        self.scheme
+            .signature_headers()
+            .iter()
+            .filter_map(move |def| {
+                self.read(headers, &def.name)
+                    .transpose()
+                    .map(|r| r.map(|v| (def, v)))
+            })
+    }
+
+    fn is_timestamp_label(&self, label: &[u8]) -> bool {
+        matches!(self.scheme.timestamp_source(), TimestampSource::SignatureEntry(t) if t.as_bytes() == label)
+    }
+
+    /// Counts signature entries (enforcing the limit) and notes which algorithms occur.
+    fn census<H: HeaderSource + ?Sized>(&self, headers: &H) -> Result<Census, VerifyError> {
+        let mut census = Census::default();
+        for found in self.signature_headers(headers) {
+            let (def, value) = found?;
+            census.present += 1;
+            for entry in self.scheme.format().entries(value) {
+                if self.is_timestamp_label(entry.label) {
+                    continue;
+                }
+                census.entries += 1;
+                if census.entries > self.max_signatures {
+                    return Err(VerifyError::MalformedHeader {
+                        name: def.name.to_string(),
+                        problem: HeaderProblem::TooManySignatures {
+                            count: census.entries,
+                            limit: self.max_signatures,
+                        },
+                    });
+                }
+                match Scheme::algorithm_for(def, entry.label) {
+                    Some(Algorithm::HmacSha256) => census.sha256 = true,
+                    Some(Algorithm::HmacSha1) => census.sha1 = true,
+                    Some(Algorithm::Ed25519) => census.ed25519 = true,
+                    None => census.ignored += 1,
+                }
+            }
+        }
+        if census.present == 0 {
+            return Err(VerifyError::MissingHeader {
+                name: self.scheme.signature_header_name().to_owned(),
+            });
+        }
+        Ok(census)
+    }
+
+    /// Whether any signature entry checked with `algorithm` satisfies `matches`
+    /// once decoded. Entries that do not decode to the algorithm's length never match.
+    fn any_signature<H: HeaderSource + ?Sized>(
+        &self,
+        headers: &H,
+        algorithm: Algorithm,
+        matches: impl Fn(&[u8]) -> bool,
+    ) -> Result<bool, VerifyError> {
+        let encoding = self.scheme.encoding_used();
+        let mut buf = [0u8; 64];
+        let decoded = buf.get_mut(..algorithm.signature_len()).unwrap_or_default();
+        for found in self.signature_headers(headers) {
+            let (def, value) = found?;
+            for entry in self.scheme.format().entries(value) {
+                if Scheme::algorithm_for(def, entry.label) == Some(algorithm)
+                    && !self.is_timestamp_label(entry.label)
+                    && encoding.decode_exact(entry.value, decoded).is_some()
+                    && matches(decoded)
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The timestamp's raw bytes and the header they came from, if the scheme has one.
+    fn raw_timestamp<'a, H: HeaderSource + ?Sized>(
+        &self,
+        headers: &'a H,
+    ) -> Result<Option<(&str, &'a [u8])>, VerifyError> {
+        match self.scheme.timestamp_source() {
+            TimestampSource::None => Ok(None),
+            TimestampSource::Header(name) => match self.read(headers, name)? {
+                Some(raw) => Ok(Some((name, raw))),
+                None => Err(VerifyError::MissingHeader {
+                    name: name.to_string(),
+                }),
+            },
+            TimestampSource::SignatureEntry(label) => {
+                for found in self.signature_headers(headers) {
+                    let (def, value) = found?;
+                    if let Some(entry) = self
+                        .scheme
+                        .format()
+                        .entries(value)
+                        .find(|e| e.label == label.as_bytes())
+                    {
+                        return Ok(Some((&def.name, entry.value)));
+                    }
+                }
+                Err(VerifyError::MalformedHeader {
+                    name: self.scheme.signature_header_name().to_owned(),
+                    problem: HeaderProblem::NoTimestamp,
+                })
+            }
+        }
+    }
+
+    /// Parses the timestamp and checks it against now ± tolerance.
+    fn check_timestamp(&self, name: &str, raw: &[u8]) -> Result<i64, VerifyError> {
+        let ts = parse_unix_seconds(raw).ok_or_else(|| VerifyError::MalformedHeader {
+            name: name.to_owned(),
+            problem: HeaderProblem::NotATimestamp,
+        })?;
+        let now = unix_seconds(self.clock.now());
+        let tolerance = i128::from(self.tolerance.as_secs().min(i64::MAX as u64) as i64);
+        let age = i128::from(now) - i128::from(ts);
+        let secs = |d: i128| u64::try_from(d).unwrap_or(u64::MAX);
+        if age > tolerance {
+            return Err(VerifyError::TimestampTooOld {
+                age_secs: secs(age),
+                tolerance_secs: self.tolerance.as_secs(),
+            });
+        }
+        if -age > tolerance {
+            return Err(VerifyError::TimestampInFuture {
+                ahead_secs: secs(-age),
+                tolerance_secs: self.tolerance.as_secs(),
+            });
+        }
+        Ok(ts)
+    }
+
+    fn id<'a, H: HeaderSource + ?Sized>(
+        &self,
+        headers: &'a H,
+    ) -> Result<Option<&'a str>, VerifyError> {
+        let Some(name) = self.scheme.id_header_name() else {
+            return Ok(None);
+        };
+        match self.read(headers, name)? {
+            Some(raw) => {
+                std::str::from_utf8(raw)
+                    .map(Some)
+                    .map_err(|_| VerifyError::MalformedHeader {
+                        name: name.to_owned(),
+                        problem: HeaderProblem::NotUtf8,
+                    })
+            }
+            None if self.scheme.content().uses_id() => Err(VerifyError::MissingHeader {
+                name: name.to_owned(),
+            }),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Whole seconds since the epoch: 1 to 18 ASCII digits (no sign, no spaces).
+fn parse_unix_seconds(raw: &[u8]) -> Option<i64> {
+    if raw.is_empty() || raw.len() > 18 || !raw.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    raw.iter().try_fold(0i64, |acc, d| {
+        acc.checked_mul(10)?.checked_add(i64::from(d - b'0'))
+    })
+}
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("scheme", &self.scheme.name())
+            .field("secrets", &self.hmac_keys.len())
+            .field("public_keys", &self.public_keys.len())
+            .field("tolerance", &self.tolerance)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_plain_digits() {
+        assert_eq!(parse_unix_seconds(b"1614265330"), Some(1_614_265_330));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b" 1",
+            b"1.5",
+            b"9999999999999999999",
+            b"12x",
+        ] {
+            assert_eq!(parse_unix_seconds(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        let v = Verifier::new(Scheme::github(), ["super-secret-value"]).unwrap();
+        let shown = format!("{v:?}");
+        assert!(!shown.contains("super-secret-value"), "{shown}");
+        assert!(shown.contains("secrets: 1"), "{shown}");
+    }
+}

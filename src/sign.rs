@@ -35,7 +35,7 @@ pub struct Signer {
 }
 
 enum SigningKey {
-    Hmac(HmacKey, Algorithm),
+    Hmac(Box<HmacKey>, Algorithm),
     Ed25519(Box<ed25519_dalek::SigningKey>),
 }
 
@@ -66,7 +66,7 @@ impl Signer {
             })?;
         Self::with_key(
             scheme,
-            SigningKey::Hmac(HmacKey::new(&key), algorithm),
+            SigningKey::Hmac(Box::new(HmacKey::new(&key)), algorithm),
             algorithm,
         )
     }
@@ -84,8 +84,10 @@ impl Signer {
     /// assert!(headers[2].1.starts_with("v1a,hnO3f9T8"));
     /// # Ok::<(), webhook_inbox::ConfigError>(())
     /// ```
-    pub fn ed25519(scheme: Scheme, signing_key: &str) -> Result<Self, ConfigError> {
+    pub fn ed25519(scheme: Scheme, signing_key: impl Into<Secret>) -> Result<Self, ConfigError> {
         scheme.check()?;
+        let signing_key = signing_key.into();
+        let signing_key = signing_key.expose();
         let invalid = |reason| ConfigError::InvalidKey { index: 0, reason };
         let bytes = BASE64_LENIENT
             .decode(signing_key.strip_prefix("whsk_").unwrap_or(signing_key))

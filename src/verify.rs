@@ -86,7 +86,9 @@ impl HmacKey {
                 let mut mac = self.sha1.clone();
                 feed(&mut |piece| mac.update(piece));
                 let tag = mac.finalize().into_bytes();
-                out.get_mut(..20).map(|o| o.copy_from_slice(&tag));
+                if let Some(head) = out.get_mut(..20) {
+                    head.copy_from_slice(&tag);
+                }
             }
             _ => {
                 let mut mac = self.sha256.clone();

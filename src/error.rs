@@ -208,6 +208,9 @@ pub enum ConfigError {
         /// What does not fit.
         reason: &'static str,
     },
+    /// An ingestor's source name is empty, longer than 64 bytes or holds control characters.
+    #[error("invalid source name {0:?}: 1 to 64 printable characters")]
+    InvalidSource(String),
     /// A scheme name that is not one of the presets.
     #[error(
         "unknown scheme `{0}`: expected one of standard, bluum, stripe, github, slack, shopify"

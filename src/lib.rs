@@ -81,9 +81,13 @@ mod content;
 mod error;
 mod format;
 mod headers;
+mod identity;
+mod inbox;
+mod ingest;
 mod scheme;
 mod secret;
 mod sign;
+mod store;
 mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -91,9 +95,18 @@ pub use content::SignedContent;
 pub use error::{ConfigError, HeaderProblem, VerifyError};
 pub use format::{SignatureEntries, SignatureEntry, SignatureFormat};
 pub use headers::HeaderSource;
+pub use identity::{EventProblem, MAX_ID_LEN, MAX_TYPE_LEN};
+pub use inbox::{
+    DEFAULT_CACHE_BYTES, DEFAULT_MAX_PENDING, DEFAULT_RETENTION, Inbox, InboxBuilder, OpenError,
+    Rejections, Stats,
+};
+pub use ingest::{
+    DEFAULT_MAX_BODY, IngestError, Ingested, Ingestor, IngestorBuilder, RETRY_AFTER, Reply,
+};
 pub use scheme::{Algorithm, Encoding, KeyFormat, Scheme};
 pub use secret::Secret;
 pub use sign::Signer;
+pub use store::{Durability, StoreError};
 pub use verify::{
     DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_SIGNATURES, DEFAULT_TOLERANCE, Verified, Verifier,
     VerifierBuilder,

@@ -42,6 +42,17 @@ pub struct Scheme {
     encoding: Encoding,
     content: SignedContent,
     key_format: KeyFormat,
+    id_field: Option<Name>,
+    event_type: TypeSource,
+}
+
+/// Where the event type is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TypeSource {
+    None,
+    Header(Name),
+    /// A top-level field of the JSON body.
+    Field(Name),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +232,8 @@ fn standard_webhooks(name: &'static str) -> Scheme {
         encoding: Encoding::Base64,
         content: content("{id}.{timestamp}.{body}"),
         key_format: KeyFormat::StandardWebhooks,
+        id_field: None,
+        event_type: TypeSource::Field(Cow::Borrowed("type")),
     }
 }
 
@@ -248,6 +261,8 @@ fn body_only(
         encoding,
         content: content("{body}"),
         key_format: KeyFormat::Utf8,
+        id_field: None,
+        event_type: TypeSource::None,
     }
 }
 
@@ -285,7 +300,7 @@ impl Scheme {
     /// assert_eq!(scheme.id_header_name(), Some("X-Bluum-Delivery"));
     /// ```
     pub fn bluum() -> Self {
-        standard_webhooks("bluum")
+        standard_webhooks("bluum").type_field("event")
     }
 
     /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`, content
@@ -310,6 +325,8 @@ impl Scheme {
             encoding: Encoding::Hex,
             content: content("{timestamp}.{body}"),
             key_format: KeyFormat::Utf8,
+            id_field: Some(Cow::Borrowed("id")),
+            event_type: TypeSource::Field(Cow::Borrowed("type")),
         }
     }
 
@@ -331,6 +348,7 @@ impl Scheme {
             Encoding::Hex,
         )
         .id_header("X-GitHub-Delivery")
+        .type_header("X-GitHub-Event")
     }
 
     /// Slack: `X-Slack-Signature: v0=<hex>` over `v0:{timestamp}:{body}`, the
@@ -345,6 +363,8 @@ impl Scheme {
         Self {
             timestamp: TimestampSource::Header(Cow::Borrowed("X-Slack-Request-Timestamp")),
             content: content("v0:{timestamp}:{body}"),
+            id_field: Some(Cow::Borrowed("event_id")),
+            event_type: TypeSource::Field(Cow::Borrowed("type")),
             ..body_only(
                 "slack",
                 "X-Slack-Signature",
@@ -372,6 +392,7 @@ impl Scheme {
             Encoding::Base64,
         )
         .id_header("X-Shopify-Event-Id")
+        .type_header("X-Shopify-Topic")
     }
 
     /// A scheme built from scratch: signatures in `signature_header`, content
@@ -598,6 +619,48 @@ impl Scheme {
         self
     }
 
+    /// Reads the event id from this top-level field of the JSON body when the
+    /// id header is absent (Stripe's `id`, Slack's `event_id`). Without either,
+    /// the id is the SHA-256 of the body, so a retried delivery of the same bytes
+    /// still deduplicates.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// let s = Scheme::bluum().id_field("event_id");
+    /// assert_ne!(s, Scheme::bluum());
+    /// ```
+    pub fn id_field(mut self, field: impl Into<Cow<'static, str>>) -> Self {
+        self.id_field = Some(field.into());
+        self
+    }
+
+    /// Reads the event type from this top-level field of the JSON body (`event`
+    /// for Bluum, `type` for Stripe and Standard Webhooks).
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert_eq!(Scheme::standard().type_field("event"), Scheme::bluum().named("standard"));
+    /// ```
+    pub fn type_field(mut self, field: impl Into<Cow<'static, str>>) -> Self {
+        self.event_type = TypeSource::Field(field.into());
+        self
+    }
+
+    /// Reads the event type from this header (`X-GitHub-Event`, `X-Shopify-Topic`).
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// let s = Scheme::custom("acme", "X-Sig").type_header("X-Acme-Event");
+    /// # let _ = s;
+    /// ```
+    pub fn type_header(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.event_type = TypeSource::Header(name.into());
+        self
+    }
+
     /// The scheme's name.
     ///
     /// ```
@@ -651,6 +714,32 @@ impl Scheme {
     /// ```
     pub fn content(&self) -> &SignedContent {
         &self.content
+    }
+
+    pub(crate) fn id_field_name(&self) -> Option<&str> {
+        self.id_field.as_deref()
+    }
+
+    pub(crate) fn type_source(&self) -> &TypeSource {
+        &self.event_type
+    }
+
+    /// Every header the scheme reads, for keeping alongside a stored event.
+    pub(crate) fn header_names(&self) -> impl Iterator<Item = &str> {
+        let timestamp = match &self.timestamp {
+            TimestampSource::Header(name) => Some(name.as_ref()),
+            _ => None,
+        };
+        let event_type = match &self.event_type {
+            TypeSource::Header(name) => Some(name.as_ref()),
+            _ => None,
+        };
+        self.id_header
+            .as_deref()
+            .into_iter()
+            .chain(timestamp)
+            .chain(event_type)
+            .chain(self.signature_headers.iter().map(|h| h.name.as_ref()))
     }
 
     pub(crate) fn timestamp_source(&self) -> &TimestampSource {

@@ -1,0 +1,555 @@
+//! The embedded store: a group-committed write-ahead log in front of sled.
+//!
+//! # Commit protocol
+//!
+//! 1. `insert`, under one mutex: look the dedup key up among the records not
+//!    yet applied to sled (the in-flight map), then in sled; if absent, assign
+//!    the next LSN, append the record's frame to the log buffer and note the key
+//!    in flight. This is the atomic insert-if-absent.
+//! 2. The caller waits for its LSN to be durable. The first waiter finding no
+//!    flush under way becomes the leader: it takes the whole buffer, writes it
+//!    with one `write` and one `fdatasync`, marks everything up to the buffer's
+//!    last LSN durable and wakes every waiter (group commit: no sleeps, no
+//!    polling). Those that arrived during the flush form the next batch.
+//! 3. Only then is the batch handed to the applier thread, which writes each
+//!    event to sled (event, ready index, expiry index, dedup marker last) and
+//!    removes its keys from the in-flight map.
+//!
+//! So sled never holds anything that is not durable in the log, and after a
+//! crash replaying the log (skipping records whose dedup marker exists) rebuilds
+//! exactly what was acknowledged. A background thread checkpoints: it flushes
+//! sled, `fsync`s sled's files (sled's own flush uses `sync_file_range`, which
+//! does not flush the device cache), and then deletes the log segments sled now
+//! covers. It also collects expired dedup markers, a few at a time.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::record::{self, EventRecord};
+use super::wal::{self, WalWriter};
+use super::{Durability, Insert, NewEvent, Store, StoreCounts, StoreError};
+use crate::clock::Clock;
+
+/// How often the background thread wakes (checkpoints, collection, buffered syncs).
+const TICK: Duration = Duration::from_millis(100);
+/// The longest the log grows between checkpoints when nothing forces one sooner.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+/// Expired markers removed per collection step, so ingest is never stalled.
+const GC_STEP: usize = 1_000;
+/// Failed write ranges remembered for waiters that have not woken yet.
+const FAILED_RANGES_KEPT: usize = 1_024;
+
+/// Settings of a sled store.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) durability: Durability,
+    pub(crate) retention: Duration,
+    pub(crate) cache_bytes: u64,
+    pub(crate) max_pending: u64,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// The embedded store. Dropping it shuts it down cleanly.
+pub(crate) struct SledStore {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct Trees {
+    dedup: sled::Tree,
+    events: sled::Tree,
+    ready: sled::Tree,
+    expiry: sled::Tree,
+    meta: sled::Tree,
+}
+
+/// One event on its way from the log to sled.
+struct Applied {
+    lsn: u64,
+    key: Vec<u8>,
+    received_ms: i64,
+    value: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Core {
+    next_lsn: u64,
+    buffer: Vec<u8>,
+    batch: Vec<Applied>,
+    in_flight: HashMap<Vec<u8>, u64>,
+    flushing: bool,
+    durable_lsn: u64,
+    failed: Vec<(u64, u64)>,
+    poisoned: Option<String>,
+    closed: bool,
+}
+
+struct Shared {
+    path: PathBuf,
+    db: sled::Db,
+    trees: Trees,
+    core: Mutex<Core>,
+    durable: Condvar,
+    wal: Mutex<WalWriter>,
+    settings: Settings,
+    pending: AtomicU64,
+    markers: AtomicU64,
+    applied_lsn: AtomicU64,
+    to_applier: Sender<Option<Vec<Applied>>>,
+    stop: AtomicBool,
+}
+
+/// Why a store could not be opened.
+pub(crate) enum OpenFailure {
+    InUse,
+    Io(std::io::Error),
+    Corrupt(String),
+}
+
+impl From<std::io::Error> for OpenFailure {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<sled::Error> for OpenFailure {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Self::InUse,
+            sled::Error::Io(io) => Self::Io(io),
+            other => Self::Corrupt(other.to_string()),
+        }
+    }
+}
+
+fn millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks leaves consistent data (every critical
+    // section is a handful of field updates), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SledStore {
+    /// Opens or creates the store in `dir` and replays its log.
+    pub(crate) fn open(dir: &Path, settings: Settings) -> Result<Self, OpenFailure> {
+        std::fs::create_dir_all(dir)?;
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .cache_capacity(settings.cache_bytes)
+            .flush_every_ms(None)
+            .open()?;
+        let trees = Trees {
+            dedup: db.open_tree("dedup")?,
+            events: db.open_tree("events")?,
+            ready: db.open_tree("ready")?,
+            expiry: db.open_tree("expiry")?,
+            meta: db.open_tree("meta")?,
+        };
+        let (writer, recovered) = wal::open(&dir.join("wal"))?;
+        let mut replayed_last = 0;
+        for r in recovered {
+            match r.payload.split_first() {
+                Some((&record::KIND_ACCEPT, value)) => {
+                    let event = record::decode_event(value).map_err(OpenFailure::Corrupt)?;
+                    let key = record::dedup_key(&event.source, &event.id);
+                    apply_one(&trees, r.lsn, &key, event.received_at_ms, value)?;
+                }
+                _ => {
+                    return Err(OpenFailure::Corrupt(format!(
+                        "log record {} of unknown kind",
+                        r.lsn
+                    )));
+                }
+            }
+            replayed_last = r.lsn;
+        }
+        let stored_last = trees
+            .meta
+            .get(b"applied_lsn")?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let last = writer.last_lsn().max(replayed_last).max(stored_last);
+        trees.meta.insert(b"applied_lsn", &last.to_be_bytes())?;
+
+        let pending = trees.ready.len() as u64;
+        let markers = trees.dedup.len() as u64;
+        let (to_applier, from_log) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            path: dir.to_owned(),
+            db,
+            trees,
+            core: Mutex::new(Core {
+                next_lsn: last + 1,
+                durable_lsn: last,
+                ..Core::default()
+            }),
+            durable: Condvar::new(),
+            wal: Mutex::new(writer),
+            settings,
+            pending: AtomicU64::new(pending),
+            markers: AtomicU64::new(markers),
+            applied_lsn: AtomicU64::new(last),
+            to_applier,
+            stop: AtomicBool::new(false),
+        });
+        // Make the replay durable in sled and start from an empty log.
+        shared.checkpoint(true).map_err(OpenFailure::Io)?;
+
+        let applier = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("webhook-inbox-apply".into())
+                .spawn(move || shared.apply_loop(&from_log))?
+        };
+        let background = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("webhook-inbox-background".into())
+                .spawn(move || shared.background_loop())?
+        };
+        Ok(Self {
+            shared,
+            threads: Mutex::new(vec![applier, background]),
+        })
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl Store for SledStore {
+    fn disk_bytes(&self) -> u64 {
+        let sled_bytes = self.shared.db.size_on_disk().unwrap_or(0);
+        sled_bytes + lock(&self.shared.wal).disk_bytes()
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        if shared.stop.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Flush whatever a buffered store still holds, then refuse new work.
+        let last = {
+            let mut core = lock(&shared.core);
+            core.closed = true;
+            core.next_lsn - 1
+        };
+        let flushed = shared.wait_durable(last);
+        let _ = shared.to_applier.send(None);
+        for handle in lock(&self.threads).drain(..) {
+            let _ = handle.join();
+        }
+        flushed?;
+        shared.checkpoint(true)?;
+        Ok(())
+    }
+
+    fn insert(&self, event: NewEvent) -> Result<Insert, StoreError> {
+        let shared = &self.shared;
+        let received_ms = millis(event.received_at);
+        let key = record::dedup_key(&event.source, &event.id);
+        let record = EventRecord {
+            source: event.source,
+            id: event.id,
+            event_type: event.event_type,
+            received_at_ms: received_ms,
+            headers: event.headers,
+            body: event.body,
+        };
+        let payload = record::accept_payload(&record);
+
+        let mut core = lock(&shared.core);
+        if core.closed {
+            return Err(StoreError::Closed);
+        }
+        if let Some(reason) = &core.poisoned {
+            return Err(StoreError::Poisoned(reason.clone()));
+        }
+        if let Some(&seq) = core.in_flight.get(&key) {
+            drop(core);
+            // Acknowledge a duplicate only once the original is durable.
+            shared.wait_durable(seq)?;
+            return Ok(Insert::Duplicate { seq });
+        }
+        if let Some(value) = shared.trees.dedup.get(&key)? {
+            let seq = record::dedup_seq(&value).unwrap_or(0);
+            return Ok(Insert::Duplicate { seq });
+        }
+        let pending = shared.pending.load(Ordering::SeqCst);
+        if pending >= shared.settings.max_pending {
+            return Ok(Insert::Overloaded {
+                pending,
+                limit: shared.settings.max_pending,
+            });
+        }
+        let lsn = core.next_lsn;
+        core.next_lsn += 1;
+        wal::encode_frame(&mut core.buffer, lsn, &payload);
+        core.in_flight.insert(key.clone(), lsn);
+        core.batch.push(Applied {
+            lsn,
+            key,
+            received_ms,
+            value: payload.get(1..).unwrap_or_default().to_vec(),
+        });
+        shared.pending.fetch_add(1, Ordering::SeqCst);
+        drop(core);
+
+        if shared.settings.durability == Durability::Fsync {
+            shared.wait_durable(lsn)?;
+        }
+        Ok(Insert::Accepted { seq: lsn })
+    }
+
+    fn counts(&self) -> StoreCounts {
+        StoreCounts {
+            pending: self.shared.pending.load(Ordering::SeqCst),
+            dead: 0,
+            markers: self.shared.markers.load(Ordering::SeqCst),
+        }
+    }
+
+    fn collect_expired(&self, now: SystemTime) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let removed = self.shared.collect_step(now)?;
+            total += removed;
+            if removed < GC_STEP {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// Writes one event into sled unless its dedup marker exists (replay is idempotent).
+fn apply_one(
+    trees: &Trees,
+    lsn: u64,
+    key: &[u8],
+    received_ms: i64,
+    value: &[u8],
+) -> sled::Result<bool> {
+    if trees.dedup.contains_key(key)? {
+        return Ok(false);
+    }
+    trees.events.insert(lsn.to_be_bytes(), value)?;
+    trees
+        .ready
+        .insert(record::ready_key(received_ms, lsn), &[])?;
+    trees
+        .expiry
+        .insert(record::expiry_key(received_ms, key), &[])?;
+    // The marker goes last: it is what says "this event is applied".
+    trees
+        .dedup
+        .insert(key, &record::dedup_value(lsn, received_ms))?;
+    Ok(true)
+}
+
+impl Shared {
+    /// Waits until `lsn` is durable, leading a group commit when no flush is under way.
+    fn wait_durable(&self, lsn: u64) -> Result<(), StoreError> {
+        let mut core = lock(&self.core);
+        loop {
+            if core
+                .failed
+                .iter()
+                .any(|&(from, to)| (from..=to).contains(&lsn))
+            {
+                return Err(StoreError::Io(std::io::Error::other(
+                    "writing the event to the log failed; it was not stored",
+                )));
+            }
+            if core.durable_lsn >= lsn {
+                return Ok(());
+            }
+            if let Some(reason) = &core.poisoned {
+                return Err(StoreError::Poisoned(reason.clone()));
+            }
+            if core.flushing {
+                core = self
+                    .durable
+                    .wait(core)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            } else {
+                core = self.lead_flush(core);
+            }
+        }
+    }
+
+    /// Writes and syncs everything buffered, as the group-commit leader.
+    fn lead_flush<'a>(&'a self, mut core: MutexGuard<'a, Core>) -> MutexGuard<'a, Core> {
+        if core.buffer.is_empty() {
+            return core;
+        }
+        core.flushing = true;
+        let frames = std::mem::take(&mut core.buffer);
+        let batch = std::mem::take(&mut core.batch);
+        let first = batch.first().map_or(0, |a| a.lsn);
+        let last = batch.last().map_or(0, |a| a.lsn);
+        drop(core);
+
+        let outcome = {
+            let mut writer = lock(&self.wal);
+            match writer.append(&frames, last, false) {
+                Err(e) => Err((false, e)),
+                Ok(()) => writer
+                    .sync()
+                    .and_then(|()| writer.maybe_rotate())
+                    .map_err(|e| (true, e)),
+            }
+        };
+
+        let mut core = lock(&self.core);
+        core.flushing = false;
+        match outcome {
+            Ok(()) => {
+                core.durable_lsn = last;
+                // In LSN order, under the lock: the applier sees batches in order.
+                let _ = self.to_applier.send(Some(batch));
+            }
+            Err((synced_failed, e)) => {
+                for applied in &batch {
+                    if core.in_flight.get(&applied.key) == Some(&applied.lsn) {
+                        core.in_flight.remove(&applied.key);
+                    }
+                }
+                self.pending.fetch_sub(batch.len() as u64, Ordering::SeqCst);
+                if core.failed.len() >= FAILED_RANGES_KEPT {
+                    core.failed.remove(0);
+                }
+                core.failed.push((first, last));
+                if synced_failed {
+                    // After a failed fsync the kernel may have dropped the dirty
+                    // pages: nothing written since the last good sync can be trusted.
+                    core.poisoned = Some(e.to_string());
+                }
+            }
+        }
+        self.durable.notify_all();
+        core
+    }
+
+    fn apply_loop(&self, batches: &Receiver<Option<Vec<Applied>>>) {
+        while let Ok(Some(batch)) = batches.recv() {
+            let mut applied = 0;
+            let mut last = 0;
+            for a in &batch {
+                // A failure here leaves the event in the log, which a reopen replays.
+                if let Ok(true) = apply_one(&self.trees, a.lsn, &a.key, a.received_ms, &a.value) {
+                    applied += 1;
+                }
+                last = a.lsn;
+            }
+            let _ = self.trees.meta.insert(b"applied_lsn", &last.to_be_bytes());
+            self.markers.fetch_add(applied, Ordering::SeqCst);
+            self.applied_lsn.store(last, Ordering::SeqCst);
+            let mut core = lock(&self.core);
+            for a in &batch {
+                if core.in_flight.get(&a.key) == Some(&a.lsn) {
+                    core.in_flight.remove(&a.key);
+                }
+            }
+        }
+    }
+
+    fn background_loop(&self) {
+        let mut since_checkpoint = Duration::ZERO;
+        let mut since_sync = Duration::ZERO;
+        while !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(TICK);
+            since_checkpoint += TICK;
+            since_sync += TICK;
+            if let Durability::Buffered(every) = self.settings.durability
+                && since_sync >= every
+            {
+                since_sync = Duration::ZERO;
+                let core = lock(&self.core);
+                if !core.flushing {
+                    drop(self.lead_flush(core));
+                }
+            }
+            let sealed_waiting = lock(&self.wal).has_sealed();
+            if sealed_waiting || since_checkpoint >= CHECKPOINT_EVERY {
+                since_checkpoint = Duration::ZERO;
+                let _ = self.checkpoint(false);
+            }
+            let _ = self.collect_step(self.settings.clock.now());
+        }
+    }
+
+    /// Flushes sled, fsyncs its files, and drops the log segments it now covers.
+    /// With `all`, the live segment too (on open and clean shutdown, when
+    /// everything in the log has been applied).
+    fn checkpoint(&self, all: bool) -> std::io::Result<()> {
+        let covered = self.applied_lsn.load(Ordering::SeqCst);
+        let started = SystemTime::now();
+        self.db.flush().map_err(std::io::Error::other)?;
+        self.sync_sled_files(started)?;
+        let mut writer = lock(&self.wal);
+        if all {
+            writer.reset_after_checkpoint(covered)
+        } else {
+            writer.drop_checkpointed(covered).map(|_| ())
+        }
+    }
+
+    /// `fsync`s sled's database file and any blob file written since `since`
+    /// (sled writes values over ~128 KiB to their own files without syncing them).
+    fn sync_sled_files(&self, since: SystemTime) -> std::io::Result<()> {
+        let dir = self.path.join("sled");
+        File::open(dir.join("db"))?.sync_all()?;
+        let blobs = dir.join("blobs");
+        if let Ok(entries) = std::fs::read_dir(&blobs) {
+            for entry in entries.flatten() {
+                let fresh = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map_or(true, |m| m + Duration::from_secs(2) >= since);
+                if fresh {
+                    File::open(entry.path())?.sync_all()?;
+                }
+            }
+            File::open(&blobs)?.sync_all()?;
+        }
+        File::open(&dir)?.sync_all()
+    }
+
+    /// Removes up to [`GC_STEP`] dedup markers older than the retention.
+    fn collect_step(&self, now: SystemTime) -> Result<usize, StoreError> {
+        let retention = i64::try_from(self.settings.retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = millis(now).saturating_sub(retention);
+        let mut removed = 0;
+        for item in self
+            .trees
+            .expiry
+            .range(..record::ordered_i64(cutoff))
+            .take(GC_STEP)
+        {
+            let (key, _) = item?;
+            let dedup_key = key.get(8..).unwrap_or_default();
+            if self.trees.dedup.remove(dedup_key)?.is_some() {
+                self.markers.fetch_sub(1, Ordering::SeqCst);
+            }
+            self.trees.expiry.remove(&key)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,331 @@
+//! The write-ahead log in front of sled: where an acknowledgement becomes durable.
+//!
+//! Records are appended in log-sequence-number (LSN) order to segment files
+//! named after their first LSN (`wal/00000000000000000001.wal`). Each frame is
+//!
+//! ```text
+//! [len: u32 LE][crc32 of lsn+payload: u32 LE][lsn: u64 LE][payload: len bytes]
+//! ```
+//!
+//! A batch of frames is written with one `write` and made durable with one
+//! `fdatasync` (group commit). Recovery reads every segment in order and stops
+//! at the first frame that is short or fails its checksum — a torn tail from a
+//! crash mid-write — and truncates it away, so the log is always a clean prefix
+//! of what was appended.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Segments past this size are sealed and a new one is started at the next batch.
+pub(crate) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+const HEADER: usize = 4 + 4 + 8;
+/// No single record may exceed this (bodies are limited far below it).
+const MAX_FRAME: usize = 256 * 1024 * 1024;
+
+/// Appends one frame to `out`.
+pub(crate) fn encode_frame(out: &mut Vec<u8>, lsn: u64, payload: &[u8]) {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&lsn.to_le_bytes());
+    crc.update(payload);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&lsn.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// A record read back from the log.
+pub(crate) struct Recovered {
+    pub(crate) lsn: u64,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// A sealed segment: no more appends; deletable once everything in it is checkpointed.
+struct Sealed {
+    path: PathBuf,
+    last_lsn: u64,
+}
+
+/// The appending end of the log. Only the group-commit leader touches it.
+pub(crate) struct WalWriter {
+    dir: PathBuf,
+    file: File,
+    path: PathBuf,
+    len: u64,
+    last_lsn: u64,
+    sealed: Vec<Sealed>,
+}
+
+fn segment_path(dir: &Path, first_lsn: u64) -> PathBuf {
+    dir.join(format!("{first_lsn:020}.wal"))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Opens (creating) the log in `dir`: returns the writer, positioned after the
+/// last intact frame, and every intact record in LSN order.
+pub(crate) fn open(dir: &Path) -> io::Result<(WalWriter, Vec<Recovered>)> {
+    fs::create_dir_all(dir)?;
+    let mut segments: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let first = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wal"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(first) = first {
+            segments.push((first, path));
+        }
+    }
+    segments.sort();
+
+    let mut records = Vec::new();
+    let mut sealed = Vec::new();
+    let mut last_lsn = 0;
+    let mut tail: Option<(PathBuf, u64)> = None;
+    let mut rest = segments.into_iter().map(|(_, path)| path);
+    while let Some(path) = rest.next() {
+        let before = last_lsn;
+        let (good_len, torn) = read_segment(&path, &mut records, &mut last_lsn)?;
+        if torn {
+            // A crash mid-write: cut the torn frame off. Anything after it, even in
+            // later segments, follows a hole and was never acknowledged.
+            OpenOptions::new()
+                .write(true)
+                .open(&path)?
+                .set_len(good_len)?;
+            for later in rest.by_ref() {
+                fs::remove_file(later)?;
+            }
+        }
+        if let Some((previous, _)) = tail.replace((path, good_len)) {
+            sealed.push(Sealed {
+                path: previous,
+                last_lsn: before,
+            });
+        }
+    }
+    let (path, len) = match tail {
+        Some(t) => t,
+        None => (segment_path(dir, 1), 0),
+    };
+    let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+    file.seek(SeekFrom::End(0))?;
+    file.sync_all()?;
+    sync_dir(dir)?;
+    let writer = WalWriter {
+        dir: dir.to_owned(),
+        file,
+        path,
+        len,
+        last_lsn,
+        sealed,
+    };
+    Ok((writer, records))
+}
+
+/// Reads the intact frames of one segment; returns the intact length and
+/// whether a torn or corrupt frame followed it.
+fn read_segment(
+    path: &Path,
+    records: &mut Vec<Recovered>,
+    last_lsn: &mut u64,
+) -> io::Result<(u64, bool)> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    let mut at = 0usize;
+    loop {
+        let Some(header) = bytes.get(at..at + HEADER) else {
+            return Ok((at as u64, at != bytes.len()));
+        };
+        let word =
+            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let len = word(0) as usize;
+        let crc = word(4);
+        let mut lsn_bytes = [0u8; 8];
+        lsn_bytes.copy_from_slice(&header[8..16]);
+        let lsn = u64::from_le_bytes(lsn_bytes);
+        let Some(payload) = (len <= MAX_FRAME)
+            .then(|| bytes.get(at + HEADER..at + HEADER + len))
+            .flatten()
+        else {
+            return Ok((at as u64, true));
+        };
+        let mut check = crc32fast::Hasher::new();
+        check.update(&lsn_bytes);
+        check.update(payload);
+        if check.finalize() != crc || lsn <= *last_lsn {
+            return Ok((at as u64, true));
+        }
+        records.push(Recovered {
+            lsn,
+            payload: payload.to_vec(),
+        });
+        *last_lsn = lsn;
+        at += HEADER + len;
+    }
+}
+
+impl WalWriter {
+    /// The LSN of the last record known to be in the log.
+    pub(crate) fn last_lsn(&self) -> u64 {
+        self.last_lsn
+    }
+
+    /// Writes a batch of frames and, when `sync` is set, `fdatasync`s it.
+    ///
+    /// On a write error the segment is cut back to its length before the batch,
+    /// so a later batch never lands after a hole (a full disk can recover).
+    pub(crate) fn append(&mut self, frames: &[u8], last_lsn: u64, sync: bool) -> io::Result<()> {
+        if let Err(e) = self.file.write_all(frames) {
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        if sync {
+            self.file.sync_data()?;
+        }
+        self.len += frames.len() as u64;
+        self.last_lsn = last_lsn;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable.
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Seals the current segment and starts a new one if it has grown past
+    /// [`SEGMENT_BYTES`]. Call only between batches, after a sync.
+    pub(crate) fn maybe_rotate(&mut self) -> io::Result<()> {
+        if self.len < SEGMENT_BYTES {
+            return Ok(());
+        }
+        let path = segment_path(&self.dir, self.last_lsn + 1);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        sync_dir(&self.dir)?;
+        let old = std::mem::replace(&mut self.path, path);
+        self.file = file;
+        self.len = 0;
+        self.sealed.push(Sealed {
+            path: old,
+            last_lsn: self.last_lsn,
+        });
+        Ok(())
+    }
+
+    /// Deletes sealed segments whose records are all at or below `checkpoint_lsn`
+    /// (already durable in sled). Returns how many were removed.
+    pub(crate) fn drop_checkpointed(&mut self, checkpoint_lsn: u64) -> io::Result<usize> {
+        let keep = self
+            .sealed
+            .iter()
+            .position(|s| s.last_lsn > checkpoint_lsn)
+            .unwrap_or(self.sealed.len());
+        let gone: Vec<Sealed> = self.sealed.drain(..keep).collect();
+        for segment in &gone {
+            fs::remove_file(&segment.path)?;
+        }
+        if !gone.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(gone.len())
+    }
+
+    /// Starts the log afresh after a checkpoint that covers everything in it:
+    /// used on clean shutdown so reopening replays nothing.
+    pub(crate) fn reset_after_checkpoint(&mut self, checkpoint_lsn: u64) -> io::Result<()> {
+        if checkpoint_lsn < self.last_lsn {
+            return Ok(());
+        }
+        self.drop_checkpointed(checkpoint_lsn)?;
+        if self.len > 0 {
+            let path = segment_path(&self.dir, self.last_lsn + 1);
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let old = std::mem::replace(&mut self.path, path);
+            self.file = file;
+            self.len = 0;
+            fs::remove_file(old)?;
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Whether sealed segments are waiting for a checkpoint.
+    pub(crate) fn has_sealed(&self) -> bool {
+        !self.sealed.is_empty()
+    }
+
+    /// Bytes in the log on disk.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        let sealed: u64 = self
+            .sealed
+            .iter()
+            .filter_map(|s| fs::metadata(&s.path).ok())
+            .map(|m| m.len())
+            .sum();
+        sealed + self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("wal-test-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn appended_records_come_back_and_a_torn_tail_is_cut() {
+        let dir = temp_dir("torn");
+        {
+            let (mut w, recovered) = open(&dir).unwrap();
+            assert!(recovered.is_empty());
+            let mut frames = Vec::new();
+            encode_frame(&mut frames, 1, b"one");
+            encode_frame(&mut frames, 2, b"two");
+            w.append(&frames, 2, true).unwrap();
+            // A crash halfway through the next frame.
+            let mut torn = Vec::new();
+            encode_frame(&mut torn, 3, b"three");
+            w.append(&torn[..torn.len() - 2], 3, true).unwrap();
+        }
+        let (mut w, recovered) = open(&dir).unwrap();
+        let got: Vec<(u64, Vec<u8>)> = recovered.into_iter().map(|r| (r.lsn, r.payload)).collect();
+        assert_eq!(got, [(1, b"one".to_vec()), (2, b"two".to_vec())]);
+        assert_eq!(w.last_lsn(), 2);
+        let mut frames = Vec::new();
+        encode_frame(&mut frames, 3, b"again");
+        w.append(&frames, 3, true).unwrap();
+        drop(w);
+        let (_, recovered) = open(&dir).unwrap();
+        assert_eq!(
+            recovered.last().map(|r| r.payload.clone()),
+            Some(b"again".to_vec())
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_flipped_bit_ends_the_log_there() {
+        let dir = temp_dir("crc");
+        {
+            let (mut w, _) = open(&dir).unwrap();
+            let mut frames = Vec::new();
+            encode_frame(&mut frames, 1, b"one");
+            encode_frame(&mut frames, 2, b"two");
+            let last = frames.len() - 1;
+            frames[last] ^= 1;
+            w.append(&frames, 2, true).unwrap();
+        }
+        let (_, recovered) = open(&dir).unwrap();
+        assert_eq!(recovered.len(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -4,12 +4,13 @@
 //! |---|---|---|
 //! | `dedup` | source, `0x00`, event id | seq (u64 BE), accepted at (ms, i64 BE) |
 //! | `events` | seq (u64 BE) | format byte + bincode [`EventRecord`] |
-//! | `ready` | due at (ms, sign-flipped BE) + seq | empty |
-//! | `expiry` | accepted at (ms, sign-flipped BE) + dedup key | empty |
+//! | `expiry` | accepted at (ms, sign-flipped BE) + first seq of the batch | format byte + bincode list of dedup keys |
 //! | `meta` | name | value |
 //!
-//! Big-endian, sign-flipped integers make sled's byte order the numeric order,
-//! so range scans walk events by time.
+//! `events` holds the events not yet handled, in acceptance order (seq order).
+//! `expiry` has one entry per applied batch, not per event, so the retention
+//! index costs a fraction of an insert per event. Big-endian, sign-flipped
+//! integers make sled's byte order the numeric order, so range scans walk by time.
 
 use bincode::{Decode, Encode};
 
@@ -37,11 +38,10 @@ fn config() -> bincode::config::Configuration {
 }
 
 /// `FORMAT` followed by the record.
+#[cfg(test)]
 pub(crate) fn encode_event(record: &EventRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(record.body.len() + 128);
-    out.push(FORMAT);
-    // Encoding into a Vec cannot fail for these plain types.
-    let _ = bincode::encode_into_std_write(record, &mut out, config());
+    let mut out = accept_payload(record);
+    out.remove(0);
     out
 }
 
@@ -56,10 +56,14 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<EventRecord, String> {
     }
 }
 
-/// The WAL payload of an accepted event: kind, then the sled value.
+/// The WAL payload of an accepted event: its kind, then the sled value
+/// (`FORMAT` and the bincode record), so `payload[1..]` goes to sled as is.
 pub(crate) fn accept_payload(record: &EventRecord) -> Vec<u8> {
-    let mut out = encode_event(record);
-    out.insert(0, KIND_ACCEPT);
+    let mut out = Vec::with_capacity(record.body.len() + 128);
+    out.push(KIND_ACCEPT);
+    out.push(FORMAT);
+    // Encoding into a Vec cannot fail for these plain types.
+    let _ = bincode::encode_into_std_write(record, &mut out, config());
     out
 }
 
@@ -83,20 +87,29 @@ pub(crate) fn from_ordered_i64(bytes: [u8; 8]) -> i64 {
     (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
 }
 
-/// `ready` key: due time, then seq.
-pub(crate) fn ready_key(due_ms: i64, seq: u64) -> [u8; 16] {
+/// `expiry` key: acceptance time of the batch's first event, then its seq.
+pub(crate) fn expiry_key(accepted_ms: i64, first_seq: u64) -> [u8; 16] {
     let mut key = [0u8; 16];
-    key[..8].copy_from_slice(&ordered_i64(due_ms));
-    key[8..].copy_from_slice(&seq.to_be_bytes());
+    key[..8].copy_from_slice(&ordered_i64(accepted_ms));
+    key[8..].copy_from_slice(&first_seq.to_be_bytes());
     key
 }
 
-/// `expiry` key: acceptance time, then the dedup key.
-pub(crate) fn expiry_key(accepted_ms: i64, dedup: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + dedup.len());
-    key.extend_from_slice(&ordered_i64(accepted_ms));
-    key.extend_from_slice(dedup);
-    key
+/// `expiry` value: the dedup keys of a batch.
+pub(crate) fn encode_keys(keys: &[&[u8]]) -> Vec<u8> {
+    let mut out = vec![FORMAT];
+    let _ = bincode::encode_into_std_write(keys, &mut out, config());
+    out
+}
+
+/// Decodes an `expiry` value written by [`encode_keys`].
+pub(crate) fn decode_keys(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => bincode::decode_from_slice(rest, config())
+            .map(|(keys, _)| keys)
+            .map_err(|e| format!("undecodable expiry entry: {e}")),
+        _ => Err("expiry entry in an unknown format".to_owned()),
+    }
 }
 
 /// `dedup` value: seq and acceptance time.
@@ -137,6 +150,16 @@ mod tests {
         );
         assert!(decode_event(&[]).is_err());
         assert!(decode_event(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn expiry_keys_round_trip() {
+        let keys: [&[u8]; 2] = [b"bluum\0evt_1", b"bluum\0evt_2"];
+        assert_eq!(
+            decode_keys(&encode_keys(&keys)).unwrap(),
+            keys.map(<[u8]>::to_vec)
+        );
+        assert!(decode_keys(b"").is_err());
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //!    last LSN durable and wakes every waiter (group commit: no sleeps, no
 //!    polling). Those that arrived during the flush form the next batch.
 //! 3. Only then is the batch handed to the applier thread, which writes each
-//!    event to sled (event, ready index, expiry index, dedup marker last) and
-//!    removes its keys from the in-flight map.
+//!    event to sled (the event, then its dedup marker), one retention entry per
+//!    batch, and removes the batch's keys from the in-flight map.
 //!
 //! So sled never holds anything that is not durable in the log, and after a
 //! crash replaying the log (skipping records whose dedup marker exists) rebuilds
@@ -41,8 +41,9 @@ use crate::clock::Clock;
 const TICK: Duration = Duration::from_millis(100);
 /// The longest the log grows between checkpoints when nothing forces one sooner.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
-/// Expired markers removed per collection step, so ingest is never stalled.
-const GC_STEP: usize = 1_000;
+/// Retention entries (one per applied batch) handled per collection step, so
+/// collection never holds up ingest for long.
+const GC_STEP: usize = 64;
 /// Failed write ranges remembered for waiters that have not woken yet.
 const FAILED_RANGES_KEPT: usize = 1_024;
 
@@ -65,7 +66,6 @@ pub(crate) struct SledStore {
 struct Trees {
     dedup: sled::Tree,
     events: sled::Tree,
-    ready: sled::Tree,
     expiry: sled::Tree,
     meta: sled::Tree,
 }
@@ -75,7 +75,14 @@ struct Applied {
     lsn: u64,
     key: Vec<u8>,
     received_ms: i64,
-    value: Vec<u8>,
+    /// The log payload: a kind byte, then the value sled stores.
+    payload: Vec<u8>,
+}
+
+impl Applied {
+    fn value(&self) -> &[u8] {
+        self.payload.get(1..).unwrap_or_default()
+    }
 }
 
 #[derive(Default)]
@@ -154,28 +161,32 @@ impl SledStore {
         let trees = Trees {
             dedup: db.open_tree("dedup")?,
             events: db.open_tree("events")?,
-            ready: db.open_tree("ready")?,
             expiry: db.open_tree("expiry")?,
             meta: db.open_tree("meta")?,
         };
         let (writer, recovered) = wal::open(&dir.join("wal"))?;
         let mut replayed_last = 0;
+        let mut chunk = Vec::new();
         for r in recovered {
-            match r.payload.split_first() {
-                Some((&record::KIND_ACCEPT, value)) => {
-                    let event = record::decode_event(value).map_err(OpenFailure::Corrupt)?;
-                    let key = record::dedup_key(&event.source, &event.id);
-                    apply_one(&trees, r.lsn, &key, event.received_at_ms, value)?;
-                }
-                _ => {
-                    return Err(OpenFailure::Corrupt(format!(
-                        "log record {} of unknown kind",
-                        r.lsn
-                    )));
-                }
-            }
+            let Some((&record::KIND_ACCEPT, value)) = r.payload.split_first() else {
+                return Err(OpenFailure::Corrupt(format!(
+                    "log record {} of unknown kind",
+                    r.lsn
+                )));
+            };
+            let event = record::decode_event(value).map_err(OpenFailure::Corrupt)?;
+            chunk.push(Applied {
+                lsn: r.lsn,
+                key: record::dedup_key(&event.source, &event.id),
+                received_ms: event.received_at_ms,
+                payload: r.payload,
+            });
             replayed_last = r.lsn;
+            if chunk.len() == 1024 {
+                apply_batch(&trees, &std::mem::take(&mut chunk))?;
+            }
         }
+        apply_batch(&trees, &chunk)?;
         let stored_last = trees
             .meta
             .get(b"applied_lsn")?
@@ -184,7 +195,7 @@ impl SledStore {
         let last = writer.last_lsn().max(replayed_last).max(stored_last);
         trees.meta.insert(b"applied_lsn", &last.to_be_bytes())?;
 
-        let pending = trees.ready.len() as u64;
+        let pending = trees.events.len() as u64;
         let markers = trees.dedup.len() as u64;
         let (to_applier, from_log) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
@@ -273,7 +284,15 @@ impl Store for SledStore {
             body: event.body,
         };
         let payload = record::accept_payload(&record);
+        let crc = wal::payload_crc(&payload);
 
+        // The sled lookup happens outside the lock (sled holds only durable
+        // events). An event applied between this lookup and the in-flight check
+        // below moves `applied_lsn`, which triggers a second lookup under the lock.
+        let applied_before = shared.applied_lsn.load(Ordering::SeqCst);
+        if let Some(seq) = shared.stored_seq(&key)? {
+            return Ok(Insert::Duplicate { seq });
+        }
         let mut core = lock(&shared.core);
         if core.closed {
             return Err(StoreError::Closed);
@@ -287,8 +306,9 @@ impl Store for SledStore {
             shared.wait_durable(seq)?;
             return Ok(Insert::Duplicate { seq });
         }
-        if let Some(value) = shared.trees.dedup.get(&key)? {
-            let seq = record::dedup_seq(&value).unwrap_or(0);
+        if shared.applied_lsn.load(Ordering::SeqCst) != applied_before
+            && let Some(seq) = shared.stored_seq(&key)?
+        {
             return Ok(Insert::Duplicate { seq });
         }
         let pending = shared.pending.load(Ordering::SeqCst);
@@ -300,13 +320,13 @@ impl Store for SledStore {
         }
         let lsn = core.next_lsn;
         core.next_lsn += 1;
-        wal::encode_frame(&mut core.buffer, lsn, &payload);
+        wal::encode_frame(&mut core.buffer, lsn, &payload, &crc);
         core.in_flight.insert(key.clone(), lsn);
         core.batch.push(Applied {
             lsn,
             key,
             received_ms,
-            value: payload.get(1..).unwrap_or_default().to_vec(),
+            payload,
         });
         shared.pending.fetch_add(1, Ordering::SeqCst);
         drop(core);
@@ -328,41 +348,53 @@ impl Store for SledStore {
     fn collect_expired(&self, now: SystemTime) -> Result<usize, StoreError> {
         let mut total = 0;
         loop {
-            let removed = self.shared.collect_step(now)?;
+            let (batches, removed) = self.shared.collect_step(now)?;
             total += removed;
-            if removed < GC_STEP {
+            if batches < GC_STEP {
                 return Ok(total);
             }
         }
     }
 }
 
-/// Writes one event into sled unless its dedup marker exists (replay is idempotent).
-fn apply_one(
-    trees: &Trees,
-    lsn: u64,
-    key: &[u8],
-    received_ms: i64,
-    value: &[u8],
-) -> sled::Result<bool> {
-    if trees.dedup.contains_key(key)? {
-        return Ok(false);
+/// Writes a batch of events into sled, skipping any whose dedup marker exists
+/// (so replaying the log is idempotent), plus one retention entry for the
+/// batch. Returns how many events were new.
+fn apply_batch(trees: &Trees, batch: &[Applied]) -> sled::Result<u64> {
+    let mut fresh: Vec<&[u8]> = Vec::with_capacity(batch.len());
+    for a in batch {
+        if trees.dedup.contains_key(&a.key)? {
+            continue;
+        }
+        trees.events.insert(a.lsn.to_be_bytes(), a.value())?;
+        // The marker goes after the event: it is what says "this event is applied".
+        trees
+            .dedup
+            .insert(a.key.as_slice(), &record::dedup_value(a.lsn, a.received_ms))?;
+        fresh.push(&a.key);
     }
-    trees.events.insert(lsn.to_be_bytes(), value)?;
-    trees
-        .ready
-        .insert(record::ready_key(received_ms, lsn), &[])?;
-    trees
-        .expiry
-        .insert(record::expiry_key(received_ms, key), &[])?;
-    // The marker goes last: it is what says "this event is applied".
-    trees
-        .dedup
-        .insert(key, &record::dedup_value(lsn, received_ms))?;
-    Ok(true)
+    if let Some(first) = batch.first().filter(|_| !fresh.is_empty()) {
+        trees.expiry.insert(
+            record::expiry_key(first.received_ms, first.lsn),
+            record::encode_keys(&fresh),
+        )?;
+    }
+    if let Some(last) = batch.last() {
+        trees.meta.insert(b"applied_lsn", &last.lsn.to_be_bytes())?;
+    }
+    Ok(fresh.len() as u64)
 }
 
 impl Shared {
+    /// The seq under which `key` is stored in sled, if it is.
+    fn stored_seq(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .trees
+            .dedup
+            .get(key)?
+            .map(|v| record::dedup_seq(&v).unwrap_or(0)))
+    }
+
     /// Waits until `lsn` is durable, leading a group commit when no flush is under way.
     fn wait_durable(&self, lsn: u64) -> Result<(), StoreError> {
         let mut core = lock(&self.core);
@@ -448,18 +480,13 @@ impl Shared {
 
     fn apply_loop(&self, batches: &Receiver<Option<Vec<Applied>>>) {
         while let Ok(Some(batch)) = batches.recv() {
-            let mut applied = 0;
-            let mut last = 0;
-            for a in &batch {
-                // A failure here leaves the event in the log, which a reopen replays.
-                if let Ok(true) = apply_one(&self.trees, a.lsn, &a.key, a.received_ms, &a.value) {
-                    applied += 1;
-                }
-                last = a.lsn;
-            }
-            let _ = self.trees.meta.insert(b"applied_lsn", &last.to_be_bytes());
+            // A failure here leaves the events in the log, which a reopen replays.
+            let applied = apply_batch(&self.trees, &batch).unwrap_or(0);
             self.markers.fetch_add(applied, Ordering::SeqCst);
-            self.applied_lsn.store(last, Ordering::SeqCst);
+            if let Some(last) = batch.last() {
+                // Before the in-flight keys go: see `insert`.
+                self.applied_lsn.store(last.lsn, Ordering::SeqCst);
+            }
             let mut core = lock(&self.core);
             for a in &batch {
                 if core.in_flight.get(&a.key) == Some(&a.lsn) {
@@ -531,25 +558,24 @@ impl Shared {
         File::open(&dir)?.sync_all()
     }
 
-    /// Removes up to [`GC_STEP`] dedup markers older than the retention.
-    fn collect_step(&self, now: SystemTime) -> Result<usize, StoreError> {
+    /// Removes the dedup markers of up to [`GC_STEP`] batches accepted before
+    /// the retention; returns how many markers went.
+    fn collect_step(&self, now: SystemTime) -> Result<(usize, usize), StoreError> {
         let retention = i64::try_from(self.settings.retention.as_millis()).unwrap_or(i64::MAX);
         let cutoff = millis(now).saturating_sub(retention);
-        let mut removed = 0;
-        for item in self
-            .trees
-            .expiry
-            .range(..record::ordered_i64(cutoff))
-            .take(GC_STEP)
-        {
-            let (key, _) = item?;
-            let dedup_key = key.get(8..).unwrap_or_default();
-            if self.trees.dedup.remove(dedup_key)?.is_some() {
-                self.markers.fetch_sub(1, Ordering::SeqCst);
+        let (mut batches, mut removed) = (0, 0);
+        let upto = record::expiry_key(cutoff, 0);
+        for item in self.trees.expiry.range(..upto).take(GC_STEP) {
+            batches += 1;
+            let (key, keys) = item?;
+            for dedup_key in record::decode_keys(&keys).map_err(StoreError::Corrupt)? {
+                if self.trees.dedup.remove(dedup_key)?.is_some() {
+                    self.markers.fetch_sub(1, Ordering::SeqCst);
+                    removed += 1;
+                }
             }
             self.trees.expiry.remove(&key)?;
-            removed += 1;
         }
-        Ok(removed)
+        Ok((batches, removed))
     }
 }

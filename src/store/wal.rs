@@ -23,12 +23,25 @@ const HEADER: usize = 4 + 4 + 8;
 /// No single record may exceed this (bodies are limited far below it).
 const MAX_FRAME: usize = 256 * 1024 * 1024;
 
-/// Appends one frame to `out`.
-pub(crate) fn encode_frame(out: &mut Vec<u8>, lsn: u64, payload: &[u8]) {
+/// The checksum state of a payload, computed before its LSN is known (outside
+/// the ingest lock) and combined with the LSN in [`encode_frame`].
+pub(crate) fn payload_crc(payload: &[u8]) -> crc32fast::Hasher {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(payload);
+    crc
+}
+
+/// Appends one frame to `out`; `payload_crc` is [`payload_crc`] of `payload`.
+pub(crate) fn encode_frame(
+    out: &mut Vec<u8>,
+    lsn: u64,
+    payload: &[u8],
+    payload_crc: &crc32fast::Hasher,
+) {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let mut crc = crc32fast::Hasher::new();
     crc.update(&lsn.to_le_bytes());
-    crc.update(payload);
+    crc.combine(payload_crc);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     out.extend_from_slice(&lsn.to_le_bytes());
@@ -288,12 +301,12 @@ mod tests {
             let (mut w, recovered) = open(&dir).unwrap();
             assert!(recovered.is_empty());
             let mut frames = Vec::new();
-            encode_frame(&mut frames, 1, b"one");
-            encode_frame(&mut frames, 2, b"two");
+            encode_frame(&mut frames, 1, b"one", &payload_crc(b"one"));
+            encode_frame(&mut frames, 2, b"two", &payload_crc(b"two"));
             w.append(&frames, 2, true).unwrap();
             // A crash halfway through the next frame.
             let mut torn = Vec::new();
-            encode_frame(&mut torn, 3, b"three");
+            encode_frame(&mut torn, 3, b"three", &payload_crc(b"three"));
             w.append(&torn[..torn.len() - 2], 3, true).unwrap();
         }
         let (mut w, recovered) = open(&dir).unwrap();
@@ -301,7 +314,7 @@ mod tests {
         assert_eq!(got, [(1, b"one".to_vec()), (2, b"two".to_vec())]);
         assert_eq!(w.last_lsn(), 2);
         let mut frames = Vec::new();
-        encode_frame(&mut frames, 3, b"again");
+        encode_frame(&mut frames, 3, b"again", &payload_crc(b"again"));
         w.append(&frames, 3, true).unwrap();
         drop(w);
         let (_, recovered) = open(&dir).unwrap();
@@ -318,8 +331,8 @@ mod tests {
         {
             let (mut w, _) = open(&dir).unwrap();
             let mut frames = Vec::new();
-            encode_frame(&mut frames, 1, b"one");
-            encode_frame(&mut frames, 2, b"two");
+            encode_frame(&mut frames, 1, b"one", &payload_crc(b"one"));
+            encode_frame(&mut frames, 2, b"two", &payload_crc(b"two"));
             let last = frames.len() - 1;
             frames[last] ^= 1;
             w.append(&frames, 2, true).unwrap();

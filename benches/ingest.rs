@@ -226,6 +226,14 @@ fn run_bare_log(work: Vec<Vec<Delivery>>) -> (f64, Vec<u32>) {
 
 // ---- the report -------------------------------------------------------------
 
+/// One system's measurements over the rounds.
+struct Series {
+    name: &'static str,
+    rates: Vec<f64>,
+    p50: Vec<u32>,
+    p99: Vec<u32>,
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -257,11 +265,15 @@ fn main() {
     let mut run = 0;
     for (callers, per_caller) in [(1usize, 2000usize), (16, 600), (64, 250)] {
         let per_caller = per_caller / scale;
-        let mut results: Vec<(&str, Vec<f64>, Vec<u32>, Vec<u32>)> = vec![
-            ("inbox", vec![], vec![], vec![]),
-            ("sqlite-full", vec![], vec![], vec![]),
-            ("bare-log", vec![], vec![], vec![]),
-        ];
+        let mut results: Vec<Series> = ["inbox", "sqlite-full", "bare-log"]
+            .into_iter()
+            .map(|name| Series {
+                name,
+                rates: vec![],
+                p50: vec![],
+                p99: vec![],
+            })
+            .collect();
         for _ in 0..rounds {
             // Interleave the systems so machine noise hits them alike.
             for (i, system) in [run_inbox as fn(_) -> _, run_sqlite, run_bare_log]
@@ -270,14 +282,14 @@ fn main() {
             {
                 run += 1;
                 let (rate, lat) = system(deliveries(callers, per_caller, run));
-                results[i].1.push(rate);
-                results[i].2.push(percentile(&lat, 0.50));
-                results[i].3.push(percentile(&lat, 0.99));
+                results[i].rates.push(rate);
+                results[i].p50.push(percentile(&lat, 0.50));
+                results[i].p99.push(percentile(&lat, 0.99));
             }
         }
-        let rate = |i: usize| median(results[i].1.clone());
+        let rate = |i: usize| median(results[i].rates.clone());
         let (sqlite, bare) = (rate(1), rate(2));
-        for (i, (name, _, p50, p99)) in results.iter().enumerate() {
+        for (i, Series { name, p50, p99, .. }) in results.iter().enumerate() {
             let mid = |v: &Vec<u32>| median(v.iter().map(|&x| f64::from(x)).collect());
             println!(
                 "{callers:>7} {name:>12} {:>10.0} {:>8.0} {:>8.0} {:>11.2}x {:>11.2}x {sqlite:>14.0} {bare:>14.0}",

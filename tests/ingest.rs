@@ -15,6 +15,8 @@ use webhook_inbox::{
     OpenError, Reply, Scheme, Signer, Verifier, VerifyError,
 };
 
+type Headers = Vec<(String, String)>;
+
 fn bluum(inbox: &Inbox) -> Ingestor {
     inbox
         .ingestor(Verifier::new(Scheme::bluum(), [SECRET]).unwrap())
@@ -76,7 +78,7 @@ fn every_refusal_stores_nothing() {
     let not_json = b"\xff\xfenot json".to_vec();
     let not_json_headers = bluum_headers("evt_1", &not_json);
 
-    let cases: Vec<(&str, &Vec<(String, String)>, &[u8], u16)> = vec![
+    let cases: Vec<(&str, &Headers, &[u8], u16)> = vec![
         ("tampered body", &good, b"{}", 401),
         ("stale timestamp", &stale, &body, 401),
         ("wrong secret", &forged, &body, 401),
@@ -142,7 +144,7 @@ fn sixteen_threads_on_overlapping_ids_accept_each_id_once() {
     let inbox = Inbox::open(dir.path()).unwrap();
     let ingestor = bluum(&inbox);
     let ids: Vec<String> = (0..64).map(|i| format!("evt_{i}")).collect();
-    let deliveries: Arc<Vec<(Vec<(String, String)>, Vec<u8>)>> = Arc::new(
+    let deliveries: Arc<Vec<(Headers, Vec<u8>)>> = Arc::new(
         ids.iter()
             .enumerate()
             .map(|(i, id)| {

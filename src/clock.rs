@@ -127,6 +127,10 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
+    fn unix_seconds(&self) -> i64 {
+        self.unix_millis.load(Ordering::SeqCst).div_euclid(1000)
+    }
+
     fn now(&self) -> SystemTime {
         let ms = self.unix_millis.load(Ordering::SeqCst);
         let magnitude = Duration::from_millis(ms.unsigned_abs());

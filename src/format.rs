@@ -185,7 +185,7 @@ impl<'a> Iterator for SignatureEntries<'a> {
                 return None;
             }
             let raw = match self.format.entry_separator {
-                Some(sep) => match self.rest.iter().position(|&b| b == sep) {
+                Some(sep) => match memchr::memchr(sep, self.rest) {
                     Some(at) => {
                         let (head, tail) = self.rest.split_at(at);
                         self.rest = tail.get(1..).unwrap_or_default();
@@ -202,7 +202,7 @@ impl<'a> Iterator for SignatureEntries<'a> {
             let split = self
                 .format
                 .label_separator
-                .and_then(|sep| entry.iter().position(|&b| b == sep));
+                .and_then(|sep| memchr::memchr(sep, entry));
             return Some(match split {
                 Some(at) => {
                     let (label, value) = entry.split_at(at);
@@ -212,7 +212,7 @@ impl<'a> Iterator for SignatureEntries<'a> {
                     }
                 }
                 None => SignatureEntry {
-                    label: &[],
+                    label: entry.get(..0).unwrap_or_default(),
                     value: entry,
                 },
             });

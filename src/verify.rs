@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, HeaderProblem, VerifyError};
 use crate::headers::HeaderSource;
-use crate::scheme::{Algorithm, BASE64_LENIENT, Scheme, SignatureHeader, TimestampSource};
+use crate::scheme::{Algorithm, BASE64_LENIENT, Scheme, TimestampSource};
 use crate::secret::Secret;
 
 /// The default replay window: deliveries signed more than 5 minutes before or
@@ -224,7 +224,7 @@ impl VerifierBuilder {
     /// The most signature entries read from one request; more are refused as
     /// malformed, so a header stuffed with signatures cannot multiply the work.
     ///
-    /// Defaults to [`DEFAULT_MAX_SIGNATURES`] (16).
+    /// Defaults to [`DEFAULT_MAX_SIGNATURES`] (16), which is also the most allowed.
     ///
     /// ```
     /// use webhook_inbox::{Scheme, Verifier};
@@ -234,7 +234,7 @@ impl VerifierBuilder {
     /// # Ok::<(), webhook_inbox::ConfigError>(())
     /// ```
     pub fn max_signatures(mut self, count: usize) -> Self {
-        self.max_signatures = count;
+        self.max_signatures = count.min(SIGNATURE_SLOTS);
         self
     }
 
@@ -400,15 +400,48 @@ impl fmt::Debug for Verified<'_> {
     }
 }
 
-/// What the counting pass over the signature headers found.
-#[derive(Default)]
-struct Census {
-    present: usize,
-    entries: usize,
+/// The most signature entries one request may carry, whatever
+/// [`VerifierBuilder::max_signatures`] says: the candidates live on the stack.
+const SIGNATURE_SLOTS: usize = 16;
+
+/// What the one pass over the signature headers found: the entries to check
+/// (still encoded, borrowed from the headers), and the timestamp entry if the
+/// scheme keeps its timestamp there.
+struct Candidates<'s, 'a> {
+    entries: [(Algorithm, &'a [u8]); SIGNATURE_SLOTS],
+    len: usize,
     ignored: usize,
-    sha256: bool,
-    sha1: bool,
-    ed25519: bool,
+    timestamp: Option<(&'s str, &'a [u8])>,
+}
+
+impl<'a> Candidates<'_, 'a> {
+    fn of(&self, algorithm: Algorithm) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.entries
+            .iter()
+            .take(self.len)
+            .filter(move |(a, _)| *a == algorithm)
+            .map(|(_, value)| *value)
+    }
+
+    fn has(&self, algorithm: Algorithm) -> bool {
+        self.of(algorithm).next().is_some()
+    }
+}
+
+/// Constant-time equality of two byte strings of public length, eight bytes
+/// at a time through `subtle`.
+fn ct_equal(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut equal = subtle::Choice::from(1u8);
+    let (mut a8, mut b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in a8.by_ref().zip(b8.by_ref()) {
+        let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        equal &= word(x).ct_eq(&word(y));
+    }
+    equal &= a8.remainder().ct_eq(b8.remainder());
+    bool::from(equal)
 }
 
 impl Verifier {
@@ -499,8 +532,25 @@ impl Verifier {
         headers: &'a H,
         body: &'a [u8],
     ) -> Result<Verified<'a>, VerifyError> {
-        let census = self.census(headers)?;
-        let raw_timestamp = self.raw_timestamp(headers)?;
+        let candidates = self.candidates(headers)?;
+        let raw_timestamp =
+            match self.scheme.timestamp_source() {
+                TimestampSource::None => None,
+                TimestampSource::Header(name) => match self.read(headers, name)? {
+                    Some(raw) => Some((name.as_ref(), raw)),
+                    None => {
+                        return Err(VerifyError::MissingHeader {
+                            name: name.to_string(),
+                        });
+                    }
+                },
+                TimestampSource::SignatureEntry(_) => Some(candidates.timestamp.ok_or_else(
+                    || VerifyError::MalformedHeader {
+                        name: self.scheme.signature_header_name().to_owned(),
+                        problem: HeaderProblem::NoTimestamp,
+                    },
+                )?),
+            };
         let timestamp = match raw_timestamp {
             Some((name, raw)) => Some(self.check_timestamp(name, raw)?),
             None => None,
@@ -519,44 +569,47 @@ impl Verifier {
 
         let content = self.scheme.content();
         let feed = |sink: &mut dyn FnMut(&[u8])| content.feed(id_bytes, ts_bytes, body, &mut *sink);
+        let encoding = self.scheme.encoding_used();
+        let mut decoded = [0u8; 64];
         for (key_index, key) in self.hmac_keys.iter().enumerate() {
-            for (wanted, algorithm) in [
-                (census.sha256, Algorithm::HmacSha256),
-                (census.sha1, Algorithm::HmacSha1),
-            ] {
-                if !wanted {
+            for algorithm in [Algorithm::HmacSha256, Algorithm::HmacSha1] {
+                if !candidates.has(algorithm) {
                     continue;
                 }
                 let mut tag = [0u8; 32];
                 key.tag(algorithm, feed, &mut tag);
-                let tag = tag.get(..algorithm.signature_len()).unwrap_or_default();
-                if self.any_signature(headers, algorithm, |sig| bool::from(sig.ct_eq(tag)))? {
-                    return Ok(verified(key_index));
+                let len = algorithm.signature_len();
+                let (tag, out) = (
+                    tag.get(..len).unwrap_or_default(),
+                    decoded.get_mut(..len).unwrap_or_default(),
+                );
+                for encoded in candidates.of(algorithm) {
+                    if encoding.decode_exact(encoded, out).is_some() && ct_equal(out, tag) {
+                        return Ok(verified(key_index));
+                    }
                 }
             }
         }
-        if census.ed25519 && !self.public_keys.is_empty() {
+        if candidates.has(Algorithm::Ed25519) && !self.public_keys.is_empty() {
             let message = content.to_bytes(id_bytes, ts_bytes, body);
             for (i, key) in self.public_keys.iter().enumerate() {
-                let matches = |sig: &[u8]| {
-                    <[u8; 64]>::try_from(sig)
-                        .map(|bytes| {
-                            key.verify_strict(
+                for encoded in candidates.of(Algorithm::Ed25519) {
+                    if encoding.decode_exact(encoded, &mut decoded).is_some()
+                        && key
+                            .verify_strict(
                                 &message,
-                                &ed25519_dalek::Signature::from_bytes(&bytes),
+                                &ed25519_dalek::Signature::from_bytes(&decoded),
                             )
                             .is_ok()
-                        })
-                        .unwrap_or(false)
-                };
-                if self.any_signature(headers, Algorithm::Ed25519, matches)? {
-                    return Ok(verified(self.hmac_keys.len() + i));
+                    {
+                        return Ok(verified(self.hmac_keys.len() + i));
+                    }
                 }
             }
         }
         Err(VerifyError::NoMatchingSignature {
-            tried: census.entries - census.ignored,
-            ignored: census.ignored,
+            tried: candidates.len,
+            ignored: candidates.ignored,
             keys: self.hmac_keys.len() + self.public_keys.len(),
         })
     }
@@ -579,119 +632,62 @@ impl Verifier {
         }
     }
 
-    /// The present signature headers with their definitions.
-    fn signature_headers<'s, 'a, H: HeaderSource + ?Sized>(
+    /// Reads every signature header once: the entries with an accepted label
+    /// (enforcing the count limit), the ignored ones, and the timestamp entry.
+    fn candidates<'s, 'a, H: HeaderSource + ?Sized>(
         &'s self,
         headers: &'a H,
-    ) -> impl Iterator<Item = Result<(&'s SignatureHeader, &'a [u8]), VerifyError>> + use<'s, 'a, H>
-    {
-        self.scheme
-            .signature_headers()
-            .iter()
-            .filter_map(move |def| {
-                self.read(headers, &def.name)
-                    .transpose()
-                    .map(|r| r.map(|v| (def, v)))
-            })
-    }
-
-    fn is_timestamp_label(&self, label: &[u8]) -> bool {
-        matches!(self.scheme.timestamp_source(), TimestampSource::SignatureEntry(t) if t.as_bytes() == label)
-    }
-
-    /// Counts signature entries (enforcing the limit) and notes which algorithms occur.
-    fn census<H: HeaderSource + ?Sized>(&self, headers: &H) -> Result<Census, VerifyError> {
-        let mut census = Census::default();
-        for found in self.signature_headers(headers) {
-            let (def, value) = found?;
-            census.present += 1;
+    ) -> Result<Candidates<'s, 'a>, VerifyError> {
+        let mut found = Candidates {
+            entries: [(Algorithm::HmacSha256, &[][..]); SIGNATURE_SLOTS],
+            len: 0,
+            ignored: 0,
+            timestamp: None,
+        };
+        let timestamp_label = match self.scheme.timestamp_source() {
+            TimestampSource::SignatureEntry(label) => Some(label.as_bytes()),
+            _ => None,
+        };
+        let mut present = false;
+        let mut count = 0;
+        for def in self.scheme.signature_headers() {
+            let Some(value) = self.read(headers, &def.name)? else {
+                continue;
+            };
+            present = true;
             for entry in self.scheme.format().entries(value) {
-                if self.is_timestamp_label(entry.label) {
+                if timestamp_label == Some(entry.label) {
+                    found.timestamp.get_or_insert((&def.name, entry.value));
                     continue;
                 }
-                census.entries += 1;
-                if census.entries > self.max_signatures {
+                count += 1;
+                if count > self.max_signatures {
                     return Err(VerifyError::MalformedHeader {
                         name: def.name.to_string(),
                         problem: HeaderProblem::TooManySignatures {
-                            count: census.entries,
+                            count,
                             limit: self.max_signatures,
                         },
                     });
                 }
-                match Scheme::algorithm_for(def, entry.label) {
-                    Some(Algorithm::HmacSha256) => census.sha256 = true,
-                    Some(Algorithm::HmacSha1) => census.sha1 = true,
-                    Some(Algorithm::Ed25519) => census.ed25519 = true,
-                    None => census.ignored += 1,
+                match (
+                    Scheme::algorithm_for(def, entry.label),
+                    found.entries.get_mut(found.len),
+                ) {
+                    (Some(algorithm), Some(slot)) => {
+                        *slot = (algorithm, entry.value);
+                        found.len += 1;
+                    }
+                    _ => found.ignored += 1,
                 }
             }
         }
-        if census.present == 0 {
+        if !present {
             return Err(VerifyError::MissingHeader {
                 name: self.scheme.signature_header_name().to_owned(),
             });
         }
-        Ok(census)
-    }
-
-    /// Whether any signature entry checked with `algorithm` satisfies `matches`
-    /// once decoded. Entries that do not decode to the algorithm's length never match.
-    fn any_signature<H: HeaderSource + ?Sized>(
-        &self,
-        headers: &H,
-        algorithm: Algorithm,
-        matches: impl Fn(&[u8]) -> bool,
-    ) -> Result<bool, VerifyError> {
-        let encoding = self.scheme.encoding_used();
-        let mut buf = [0u8; 64];
-        let decoded = buf.get_mut(..algorithm.signature_len()).unwrap_or_default();
-        for found in self.signature_headers(headers) {
-            let (def, value) = found?;
-            for entry in self.scheme.format().entries(value) {
-                if Scheme::algorithm_for(def, entry.label) == Some(algorithm)
-                    && !self.is_timestamp_label(entry.label)
-                    && encoding.decode_exact(entry.value, decoded).is_some()
-                    && matches(decoded)
-                {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
-    }
-
-    /// The timestamp's raw bytes and the header they came from, if the scheme has one.
-    fn raw_timestamp<'a, H: HeaderSource + ?Sized>(
-        &self,
-        headers: &'a H,
-    ) -> Result<Option<(&str, &'a [u8])>, VerifyError> {
-        match self.scheme.timestamp_source() {
-            TimestampSource::None => Ok(None),
-            TimestampSource::Header(name) => match self.read(headers, name)? {
-                Some(raw) => Ok(Some((name, raw))),
-                None => Err(VerifyError::MissingHeader {
-                    name: name.to_string(),
-                }),
-            },
-            TimestampSource::SignatureEntry(label) => {
-                for found in self.signature_headers(headers) {
-                    let (def, value) = found?;
-                    if let Some(entry) = self
-                        .scheme
-                        .format()
-                        .entries(value)
-                        .find(|e| e.label == label.as_bytes())
-                    {
-                        return Ok(Some((&def.name, entry.value)));
-                    }
-                }
-                Err(VerifyError::MalformedHeader {
-                    name: self.scheme.signature_header_name().to_owned(),
-                    problem: HeaderProblem::NoTimestamp,
-                })
-            }
-        }
+        Ok(found)
     }
 
     /// Parses the timestamp and checks it against now ± tolerance.
@@ -700,7 +696,7 @@ impl Verifier {
             name: name.to_owned(),
             problem: HeaderProblem::NotATimestamp,
         })?;
-        let now = unix_seconds(self.clock.now());
+        let now = self.clock.unix_seconds();
         let tolerance = i128::from(self.tolerance.as_secs().min(i64::MAX as u64) as i64);
         let age = i128::from(now) - i128::from(ts);
         let secs = |d: i128| u64::try_from(d).unwrap_or(u64::MAX);
@@ -751,13 +747,6 @@ fn parse_unix_seconds(raw: &[u8]) -> Option<i64> {
     raw.iter().try_fold(0i64, |acc, d| {
         acc.checked_mul(10)?.checked_add(i64::from(d - b'0'))
     })
-}
-
-fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
-    }
 }
 
 impl fmt::Debug for Verifier {

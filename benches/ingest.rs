@@ -263,7 +263,14 @@ fn main() {
         "bare log ev/s"
     );
     let mut run = 0;
-    for (callers, per_caller) in [(1usize, 2000usize), (16, 600), (64, 250)] {
+    // BENCH_CALLERS=16 narrows the run to one concurrency (for profiling).
+    let only_callers: Option<usize> = std::env::var("BENCH_CALLERS")
+        .ok()
+        .and_then(|c| c.parse().ok());
+    for (callers, per_caller) in [(1usize, 3000usize), (16, 2000), (64, 600)] {
+        if only_callers.is_some_and(|c| c != callers) {
+            continue;
+        }
         let per_caller = per_caller / scale;
         let mut results: Vec<Series> = ["inbox", "sqlite-full", "bare-log"]
             .into_iter()

@@ -98,7 +98,7 @@ fn parse(trace: &str) -> Vec<Call> {
             "openat" if args.contains(".wal\"") => calls.push(Call::OpenWal {
                 fd: result.to_owned(),
             }),
-            "write" => calls.push(Call::Write {
+            "write" | "pwrite64" => calls.push(Call::Write {
                 fd: first_arg,
                 data: args.to_owned(),
             }),
@@ -125,7 +125,7 @@ fn every_ack_follows_an_fdatasync_of_its_log_write() {
             "-s",
             "65536",
             "-e",
-            "trace=openat,write,fdatasync,fsync",
+            "trace=openat,write,pwrite64,fdatasync,fsync",
             "-o",
         ])
         .arg(&trace_file)

@@ -7,18 +7,27 @@
 //! [len: u32 LE][crc32 of lsn+payload: u32 LE][lsn: u64 LE][payload: len bytes]
 //! ```
 //!
-//! A batch of frames is written with one `write` and made durable with one
-//! `fdatasync` (group commit). Recovery reads every segment in order and stops
-//! at the first frame that is short or fails its checksum — a torn tail from a
-//! crash mid-write — and truncates it away, so the log is always a clean prefix
-//! of what was appended.
+//! A batch of frames is written with one `pwrite` and made durable with one
+//! `fdatasync` (group commit). Segments are reserved whole when created
+//! (`fallocate`), so a batch overwrites blocks the file already owns: the
+//! `fdatasync` then has no file size or block map to journal, which makes it
+//! about a quarter faster than on an appended file on ext4 (measured here:
+//! ~95 µs against ~125 µs for a 1 KiB write).
+//!
+//! Recovery reads every segment in order, frame by frame, and stops at the
+//! first frame that is short, fails its checksum or does not carry a higher LSN
+//! — the reserved zeros after the last batch, or a torn tail from a crash
+//! mid-write. The active (last) segment is cut there and reserved again, so
+//! nothing of a torn batch can resurface behind later writes, and the log is
+//! always a clean prefix of what was written.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Segments past this size are sealed and a new one is started at the next batch.
-pub(crate) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Segments are reserved at this size; past it, a new one is started at the next batch.
+pub(crate) const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 const HEADER: usize = 4 + 4 + 8;
 /// No single record may exceed this (bodies are limited far below it).
 const MAX_FRAME: usize = 256 * 1024 * 1024;
@@ -100,21 +109,11 @@ pub(crate) fn open(dir: &Path) -> io::Result<(WalWriter, Vec<Recovered>)> {
     let mut sealed = Vec::new();
     let mut last_lsn = 0;
     let mut tail: Option<(PathBuf, u64)> = None;
-    let mut rest = segments.into_iter().map(|(_, path)| path);
-    while let Some(path) = rest.next() {
+    for (_, path) in segments {
         let before = last_lsn;
-        let (good_len, torn) = read_segment(&path, &mut records, &mut last_lsn)?;
-        if torn {
-            // A crash mid-write: cut the torn frame off. Anything after it, even in
-            // later segments, follows a hole and was never acknowledged.
-            OpenOptions::new()
-                .write(true)
-                .open(&path)?
-                .set_len(good_len)?;
-            for later in rest.by_ref() {
-                fs::remove_file(later)?;
-            }
-        }
+        // Every segment but the last was sealed after a successful sync, so it
+        // ends where its frames end; only the last can hold a torn batch.
+        let good_len = read_segment(&path, &mut records, &mut last_lsn)?;
         if let Some((previous, _)) = tail.replace((path, good_len)) {
             sealed.push(Sealed {
                 path: previous,
@@ -126,8 +125,16 @@ pub(crate) fn open(dir: &Path) -> io::Result<(WalWriter, Vec<Recovered>)> {
         Some(t) => t,
         None => (segment_path(dir, 1), 0),
     };
-    let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-    file.seek(SeekFrom::End(0))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    // Cut whatever follows the last intact frame (a torn batch), then reserve
+    // the segment again: the space after `len` reads as zeros.
+    file.set_len(len)?;
+    reserve(&file);
     file.sync_all()?;
     sync_dir(dir)?;
     let writer = WalWriter {
@@ -141,46 +148,74 @@ pub(crate) fn open(dir: &Path) -> io::Result<(WalWriter, Vec<Recovered>)> {
     Ok((writer, records))
 }
 
-/// Reads the intact frames of one segment; returns the intact length and
-/// whether a torn or corrupt frame followed it.
-fn read_segment(
-    path: &Path,
-    records: &mut Vec<Recovered>,
-    last_lsn: &mut u64,
-) -> io::Result<(u64, bool)> {
-    let mut bytes = Vec::new();
-    File::open(path)?.read_to_end(&mut bytes)?;
-    let mut at = 0usize;
+/// Reserves [`SEGMENT_BYTES`] for `file`. Best effort: where the filesystem
+/// cannot (or the disk is full), writes simply extend the file.
+fn reserve(file: &File) {
+    let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, SEGMENT_BYTES);
+}
+
+/// Creates a new, reserved segment.
+fn create_segment(dir: &Path, first_lsn: u64) -> io::Result<(File, PathBuf)> {
+    let path = segment_path(dir, first_lsn);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    reserve(&file);
+    file.sync_all()?;
+    sync_dir(dir)?;
+    Ok((file, path))
+}
+
+/// Reads the intact frames of one segment, streaming (the reserved zeros after
+/// them are not read); returns the length they occupy.
+fn read_segment(path: &Path, records: &mut Vec<Recovered>, last_lsn: &mut u64) -> io::Result<u64> {
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut at = 0u64;
     loop {
-        let Some(header) = bytes.get(at..at + HEADER) else {
-            return Ok((at as u64, at != bytes.len()));
-        };
+        let mut header = [0u8; HEADER];
+        if read_full(&mut reader, &mut header)? < HEADER {
+            return Ok(at);
+        }
         let word =
             |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-        let len = word(0) as usize;
-        let crc = word(4);
+        let (len, crc) = (word(0) as usize, word(4));
         let mut lsn_bytes = [0u8; 8];
         lsn_bytes.copy_from_slice(&header[8..16]);
         let lsn = u64::from_le_bytes(lsn_bytes);
-        let Some(payload) = (len <= MAX_FRAME)
-            .then(|| bytes.get(at + HEADER..at + HEADER + len))
-            .flatten()
-        else {
-            return Ok((at as u64, true));
-        };
+        if len > MAX_FRAME || lsn <= *last_lsn {
+            return Ok(at);
+        }
+        let mut payload = vec![0u8; len];
+        if read_full(&mut reader, &mut payload)? < len {
+            return Ok(at);
+        }
         let mut check = crc32fast::Hasher::new();
         check.update(&lsn_bytes);
-        check.update(payload);
-        if check.finalize() != crc || lsn <= *last_lsn {
-            return Ok((at as u64, true));
+        check.update(&payload);
+        if check.finalize() != crc {
+            return Ok(at);
         }
-        records.push(Recovered {
-            lsn,
-            payload: payload.to_vec(),
-        });
+        records.push(Recovered { lsn, payload });
         *last_lsn = lsn;
-        at += HEADER + len;
+        at += (HEADER + len) as u64;
     }
+}
+
+/// Reads until `buf` is full or the file ends; returns how much was read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 impl WalWriter {
@@ -191,11 +226,12 @@ impl WalWriter {
 
     /// Writes a batch of frames and, when `sync` is set, `fdatasync`s it.
     ///
-    /// On a write error the segment is cut back to its length before the batch,
-    /// so a later batch never lands after a hole (a full disk can recover).
+    /// On a write error (a full disk) whatever part of the batch reached the
+    /// file is cut off again, so no half-written frame lies behind later batches.
     pub(crate) fn append(&mut self, frames: &[u8], last_lsn: u64, sync: bool) -> io::Result<()> {
-        if let Err(e) = self.file.write_all(frames) {
+        if let Err(e) = self.file.write_all_at(frames, self.len) {
             let _ = self.file.set_len(self.len);
+            reserve(&self.file);
             return Err(e);
         }
         if sync {
@@ -217,9 +253,7 @@ impl WalWriter {
         if self.len < SEGMENT_BYTES {
             return Ok(());
         }
-        let path = segment_path(&self.dir, self.last_lsn + 1);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        sync_dir(&self.dir)?;
+        let (file, path) = create_segment(&self.dir, self.last_lsn + 1)?;
         let old = std::mem::replace(&mut self.path, path);
         self.file = file;
         self.len = 0;
@@ -256,8 +290,7 @@ impl WalWriter {
         }
         self.drop_checkpointed(checkpoint_lsn)?;
         if self.len > 0 {
-            let path = segment_path(&self.dir, self.last_lsn + 1);
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let (file, path) = create_segment(&self.dir, self.last_lsn + 1)?;
             let old = std::mem::replace(&mut self.path, path);
             self.file = file;
             self.len = 0;

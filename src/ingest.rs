@@ -369,22 +369,21 @@ impl Ingestor {
             .filter_map(|name| {
                 headers
                     .header(name)
-                    .map(|v| (name.to_owned(), String::from_utf8_lossy(v).into_owned()))
+                    .map(|v| (name, String::from_utf8_lossy(v)))
             })
             .collect();
         let store = &inner.inbox.inner().store;
         let event = NewEvent {
-            source: inner.source.clone(),
-            id: identity.id,
-            event_type: identity.event_type,
+            source: &inner.source,
+            id: &identity.id,
+            event_type: &identity.event_type,
             received_at: inner.inbox.inner().clock.now(),
             headers: kept,
-            body: body.to_vec(),
+            body,
         };
-        let id = event.id.clone();
         match store.insert(event)? {
-            Insert::Accepted { seq } => Ok(Ingested::Accepted { id, seq }),
-            Insert::Duplicate { .. } => Ok(Ingested::Duplicate { id }),
+            Insert::Accepted { seq } => Ok(Ingested::Accepted { id: identity.id, seq }),
+            Insert::Duplicate { .. } => Ok(Ingested::Duplicate { id: identity.id }),
             Insert::Overloaded { pending, limit } => {
                 Err(IngestError::Overloaded { pending, limit })
             }

@@ -34,13 +34,13 @@ pub enum Durability {
 
 /// A verified event, ready to be stored.
 #[derive(Debug, Clone)]
-pub(crate) struct NewEvent {
-    pub(crate) source: String,
-    pub(crate) id: String,
-    pub(crate) event_type: String,
+pub(crate) struct NewEvent<'a> {
+    pub(crate) source: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) event_type: &'a str,
     pub(crate) received_at: SystemTime,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
+    pub(crate) headers: Vec<(&'a str, std::borrow::Cow<'a, str>)>,
+    pub(crate) body: &'a [u8],
 }
 
 /// What an insert did.
@@ -102,7 +102,7 @@ pub(crate) trait Store: Send + Sync {
     /// Inserts `event` unless its (source, id) is already stored, atomically;
     /// returns once the insert is as durable as the store's [`Durability`] says.
     /// A duplicate of an event that is not yet durable waits for it too.
-    fn insert(&self, event: NewEvent) -> Result<Insert, StoreError>;
+    fn insert(&self, event: NewEvent<'_>) -> Result<Insert, StoreError>;
 
     /// Pending, dead and dedup-marker counts.
     fn counts(&self) -> StoreCounts;

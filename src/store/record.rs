@@ -33,6 +33,18 @@ pub(crate) struct EventRecord {
     pub(crate) body: Vec<u8>,
 }
 
+/// The same record, borrowed: what ingest encodes, without copying the body
+/// or the strings first. Its encoding is exactly [`EventRecord`]'s.
+#[derive(Encode)]
+pub(crate) struct EventRecordRef<'a> {
+    pub(crate) source: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) event_type: &'a str,
+    pub(crate) received_at_ms: i64,
+    pub(crate) headers: &'a [(&'a str, std::borrow::Cow<'a, str>)],
+    pub(crate) body: &'a [u8],
+}
+
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
@@ -40,7 +52,16 @@ fn config() -> bincode::config::Configuration {
 /// `FORMAT` followed by the record.
 #[cfg(test)]
 pub(crate) fn encode_event(record: &EventRecord) -> Vec<u8> {
-    let mut out = accept_payload(record);
+    let headers: Vec<(&str, std::borrow::Cow<'_, str>)> =
+        record.headers.iter().map(|(k, v)| (k.as_str(), v.as_str().into())).collect();
+    let mut out = accept_payload(&EventRecordRef {
+        source: &record.source,
+        id: &record.id,
+        event_type: &record.event_type,
+        received_at_ms: record.received_at_ms,
+        headers: &headers,
+        body: &record.body,
+    });
     out.remove(0);
     out
 }
@@ -58,7 +79,7 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<EventRecord, String> {
 
 /// The WAL payload of an accepted event: its kind, then the sled value
 /// (`FORMAT` and the bincode record), so `payload[1..]` goes to sled as is.
-pub(crate) fn accept_payload(record: &EventRecord) -> Vec<u8> {
+pub(crate) fn accept_payload(record: &EventRecordRef<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(record.body.len() + 128);
     out.push(KIND_ACCEPT);
     out.push(FORMAT);

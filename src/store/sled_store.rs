@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::record::{self, EventRecord};
+use super::record::{self, EventRecordRef};
 use super::wal::{self, WalWriter};
 use super::{Durability, Insert, NewEvent, Store, StoreCounts, StoreError};
 use crate::clock::Clock;
@@ -89,6 +89,7 @@ impl Applied {
 struct Core {
     next_lsn: u64,
     buffer: Vec<u8>,
+    spare: Vec<u8>,
     batch: Vec<Applied>,
     in_flight: HashMap<Vec<u8>, u64>,
     flushing: bool,
@@ -271,19 +272,18 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn insert(&self, event: NewEvent) -> Result<Insert, StoreError> {
+    fn insert(&self, event: NewEvent<'_>) -> Result<Insert, StoreError> {
         let shared = &self.shared;
         let received_ms = millis(event.received_at);
-        let key = record::dedup_key(&event.source, &event.id);
-        let record = EventRecord {
+        let key = record::dedup_key(event.source, event.id);
+        let payload = record::accept_payload(&EventRecordRef {
             source: event.source,
             id: event.id,
             event_type: event.event_type,
             received_at_ms: received_ms,
-            headers: event.headers,
+            headers: &event.headers,
             body: event.body,
-        };
-        let payload = record::accept_payload(&record);
+        });
         let crc = wal::payload_crc(&payload);
 
         // The sled lookup happens outside the lock (sled holds only durable
@@ -431,7 +431,9 @@ impl Shared {
             return core;
         }
         core.flushing = true;
-        let frames = std::mem::take(&mut core.buffer);
+        // Swap in the spare buffer so appends during the write reuse its capacity.
+        let spare = std::mem::take(&mut core.spare);
+        let mut frames = std::mem::replace(&mut core.buffer, spare);
         let batch = std::mem::take(&mut core.batch);
         let first = batch.first().map_or(0, |a| a.lsn);
         let last = batch.last().map_or(0, |a| a.lsn);
@@ -450,6 +452,8 @@ impl Shared {
 
         let mut core = lock(&self.core);
         core.flushing = false;
+        frames.clear();
+        core.spare = frames;
         match outcome {
             Ok(()) => {
                 core.durable_lsn = last;

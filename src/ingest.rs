@@ -382,7 +382,10 @@ impl Ingestor {
             body,
         };
         match store.insert(event)? {
-            Insert::Accepted { seq } => Ok(Ingested::Accepted { id: identity.id, seq }),
+            Insert::Accepted { seq } => Ok(Ingested::Accepted {
+                id: identity.id,
+                seq,
+            }),
             Insert::Duplicate { .. } => Ok(Ingested::Duplicate { id: identity.id }),
             Insert::Overloaded { pending, limit } => {
                 Err(IngestError::Overloaded { pending, limit })

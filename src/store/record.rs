@@ -52,8 +52,11 @@ fn config() -> bincode::config::Configuration {
 /// `FORMAT` followed by the record.
 #[cfg(test)]
 pub(crate) fn encode_event(record: &EventRecord) -> Vec<u8> {
-    let headers: Vec<(&str, std::borrow::Cow<'_, str>)> =
-        record.headers.iter().map(|(k, v)| (k.as_str(), v.as_str().into())).collect();
+    let headers: Vec<(&str, std::borrow::Cow<'_, str>)> = record
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str().into()))
+        .collect();
     let mut out = accept_payload(&EventRecordRef {
         source: &record.source,
         id: &record.id,

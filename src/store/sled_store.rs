@@ -93,6 +93,10 @@ struct Core {
     batch: Vec<Applied>,
     in_flight: HashMap<Vec<u8>, u64>,
     flushing: bool,
+    /// Flushes started so far; the one under way when `flushing`.
+    flush_no: u64,
+    /// The last LSN of the batch being written.
+    flushing_last: u64,
     durable_lsn: u64,
     failed: Vec<(u64, u64)>,
     poisoned: Option<String>,
@@ -104,7 +108,8 @@ struct Shared {
     db: sled::Db,
     trees: Trees,
     core: Mutex<Core>,
-    durable: Condvar,
+    /// Waiters by the parity of the flush that makes them durable.
+    durable: [Condvar; 2],
     wal: Mutex<WalWriter>,
     settings: Settings,
     pending: AtomicU64,
@@ -208,7 +213,7 @@ impl SledStore {
                 durable_lsn: last,
                 ..Core::default()
             }),
-            durable: Condvar::new(),
+            durable: [Condvar::new(), Condvar::new()],
             wal: Mutex::new(writer),
             settings,
             pending: AtomicU64::new(pending),
@@ -415,8 +420,12 @@ impl Shared {
                 return Err(StoreError::Poisoned(reason.clone()));
             }
             if core.flushing {
-                core = self
-                    .durable
+                // Wait with the batch the event is in: the one being written, or
+                // the next. A finished flush wakes its own batch, and just one
+                // waiter of the next to lead it, instead of every thread.
+                let in_next = lsn > core.flushing_last;
+                let cv = &self.durable[usize::from((core.flush_no + u64::from(in_next)) % 2 == 1)];
+                core = cv
                     .wait(core)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             } else {
@@ -431,6 +440,8 @@ impl Shared {
             return core;
         }
         core.flushing = true;
+        core.flush_no += 1;
+        core.flushing_last = core.next_lsn - 1;
         // Swap in the spare buffer so appends during the write reuse its capacity.
         let spare = std::mem::take(&mut core.spare);
         let mut frames = std::mem::replace(&mut core.buffer, spare);
@@ -478,7 +489,13 @@ impl Shared {
                 }
             }
         }
-        self.durable.notify_all();
+        let this = usize::from(core.flush_no % 2 == 1);
+        if core.failed.is_empty() && core.poisoned.is_none() {
+            self.durable[this].notify_all();
+            self.durable[1 - this].notify_one();
+        } else {
+            self.durable.iter().for_each(Condvar::notify_all);
+        }
         core
     }
 

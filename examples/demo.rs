@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use webhook_inbox::{ConfigError, Scheme, Signer, Verifier};
+use webhook_inbox::{ConfigError, Inbox, Reply, Scheme, Signer, Verifier};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -127,5 +127,49 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("\nEvery genuine delivery was accepted and every tampered one rejected.");
-    ExitCode::SUCCESS
+
+    match ingest_all(&deliveries) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ingest failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ingests the same deliveries (and Bluum's retry of the first) into a durable
+/// inbox in a temporary directory, as an HTTP handler would.
+fn ingest_all(deliveries: &[Delivery]) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir().join(format!("webhook-inbox-demo-{}", std::process::id()));
+    let inbox = Inbox::open(&dir)?;
+    let bluum = inbox
+        .ingestor(Verifier::new(Scheme::bluum(), [SECRET])?)
+        .build()?;
+    println!(
+        "\nIngesting into {} (durable before each answer)\n",
+        dir.display()
+    );
+    let retry = deliveries
+        .first()
+        .map(|d| ("Bluum retries order.filled", d));
+    for (what, d) in deliveries.iter().map(|d| (d.what, d)).chain(retry) {
+        let reply = Reply::from(&bluum.ingest(&d.headers, &d.body));
+        println!("     {what:<42} {} {}", reply.status, reply.body);
+    }
+    let stats = inbox.stats();
+    println!(
+        "\n{} received: {} accepted, {} duplicate, {} rejected; {} pending for the handlers",
+        stats.received,
+        stats.accepted,
+        stats.duplicates,
+        stats.rejected.total(),
+        stats.pending
+    );
+    drop(bluum);
+    inbox.close()?;
+    std::fs::remove_dir_all(&dir)?;
+    if (stats.accepted, stats.duplicates) != (3, 1) {
+        return Err("expected 3 accepted and 1 duplicate".into());
+    }
+    Ok(())
 }

@@ -18,7 +18,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use webhook_inbox::{ManualClock, Scheme, Signer, Verifier, VerifyError};
+use webhook_inbox::{
+    DEFAULT_MAX_HEADER_LEN, HeaderProblem, ManualClock, Scheme, Signer, Verifier, VerifyError,
+};
 
 /// One preset with the keys and clock of its published (or computed) test vector,
 /// so the seed corpus starts from deliveries that verify.
@@ -198,7 +200,23 @@ fuzz_target!(|data: &[u8]| {
     for (signer, key_index) in signers.into_iter().flatten() {
         let signed = signer.sign(&id, ts, body);
         let result = built.verifier.verify(&signed, body);
-        if in_window {
+        if case.id_header.is_some() && id.len() > DEFAULT_MAX_HEADER_LEN {
+            // Over the header limit: refused before any MAC (after a stale
+            // timestamp, which is checked first).
+            assert!(result.is_err());
+            if in_window {
+                assert!(
+                    matches!(
+                        result,
+                        Err(VerifyError::MalformedHeader {
+                            problem: HeaderProblem::TooLong { .. },
+                            ..
+                        })
+                    ),
+                    "{result:?}"
+                );
+            }
+        } else if in_window {
             let verified = result.unwrap_or_else(|e| panic!("round trip refused: {e}"));
             assert_eq!(verified.key_index(), key_index);
             assert_eq!(verified.body(), body);

@@ -560,7 +560,7 @@ fn usage_errors_exit_2() {
         ),
         (
             vec!["verify", "--scheme", "github"],
-            "--secret <SECRET>|--public-key <KEY>",
+            "--secret <SECRET>|--secret-file <FILE>|--public-key <KEY>",
         ),
         (
             vec![
@@ -700,4 +700,34 @@ fn help_exits_0() {
         assert_eq!(r.code, 0, "{args:?}: {r:?}");
         assert!(r.stdout.contains("Usage: webhook-inbox"), "{args:?}: {r:?}");
     }
+}
+
+#[test]
+fn secrets_can_come_from_files_instead_of_the_command_line() {
+    let body = BodyFile::new(GITHUB_BODY);
+    // The secret file ends with a newline, as `echo` writes it; it is dropped.
+    let secret_file = BodyFile::new(format!("{GITHUB_SECRET}\n").as_bytes());
+    let r = verify(
+        "github",
+        &["--secret-file", secret_file.path()],
+        &[GITHUB_SHA256.to_owned()],
+        &body,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains(GITHUB_SECRET) && !r.stderr.contains(GITHUB_SECRET));
+
+    let headers = sign("github", "--secret-file", secret_file.path(), &body);
+    assert!(headers.iter().any(|h| h == GITHUB_SHA256), "{headers:?}");
+
+    let missing = verify(
+        "github",
+        &["--secret-file", "/nonexistent/secret"],
+        &[GITHUB_SHA256.to_owned()],
+        &body,
+    );
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(
+        missing.stderr.contains("cannot read secret file"),
+        "{missing:?}"
+    );
 }

@@ -58,6 +58,17 @@ pub fn read_body(path: &Path) -> Result<Vec<u8>, Failure> {
     }
 }
 
+/// Reads a secret from a file (one line; the trailing newline is dropped), so
+/// it need not appear on the command line, where `ps` and shell history see it.
+pub fn read_secret(path: &Path) -> Result<webhook_inbox::Secret, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::Usage(format!("cannot read secret file `{}`: {e}", path.display()))
+    })?;
+    Ok(webhook_inbox::Secret::new(
+        text.trim_end_matches(['\n', '\r']),
+    ))
+}
+
 /// Writes `text` to stdout in one go; a closed or failing stdout is reported, not a panic.
 pub fn print(text: &str) -> Result<(), Failure> {
     let mut out = io::stdout().lock();

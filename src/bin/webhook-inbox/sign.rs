@@ -12,7 +12,7 @@ use crate::common::{self, Failure};
 /// Flags of `webhook-inbox sign`.
 #[derive(Debug, clap::Args)]
 #[command(group(
-    clap::ArgGroup::new("key").required(true).args(["secret", "signing_key"])
+    clap::ArgGroup::new("key").required(true).args(["secret", "secret_file", "signing_key"])
 ))]
 pub struct Args {
     #[arg(long, value_name = "NAME", help = common::SCHEME_HELP)]
@@ -20,6 +20,9 @@ pub struct Args {
     /// HMAC secret, as the provider hands it out (`whsec_…` for standard/bluum).
     #[arg(long, value_name = "SECRET", allow_hyphen_values = true)]
     secret: Option<Secret>,
+    /// File holding the HMAC secret (keeps it off the command line), instead of --secret.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
     /// Ed25519 signing key `whsk_<base64>` (standard/bluum), instead of --secret.
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     signing_key: Option<Secret>,
@@ -50,7 +53,11 @@ fn parse_id(text: &str) -> Result<String, String> {
 /// Signs the body and prints one `Name: value` line per header.
 pub fn run(args: Args) -> Result<(), Failure> {
     // Secrets stay wrapped in `Secret` (whose `Debug` prints `***`) until used.
-    let signer = match (args.secret, args.signing_key) {
+    let secret = match (args.secret, &args.secret_file) {
+        (None, Some(path)) => Some(common::read_secret(path)?),
+        (secret, _) => secret,
+    };
+    let signer = match (secret, args.signing_key) {
         (_, Some(key)) => Signer::ed25519(args.scheme, key)?,
         (Some(secret), None) => Signer::new(args.scheme, secret)?,
         (None, None) => {

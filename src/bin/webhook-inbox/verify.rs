@@ -10,7 +10,7 @@ use crate::common::{self, Failure};
 /// Flags of `webhook-inbox verify`.
 #[derive(Debug, clap::Args)]
 #[command(group(
-    clap::ArgGroup::new("keys").required(true).multiple(true).args(["secrets", "public_keys"])
+    clap::ArgGroup::new("keys").required(true).multiple(true).args(["secrets", "secret_files", "public_keys"])
 ))]
 pub struct Args {
     #[arg(long, value_name = "NAME", help = common::SCHEME_HELP)]
@@ -18,6 +18,9 @@ pub struct Args {
     /// HMAC secret; repeat for rotation (any match passes).
     #[arg(long = "secret", value_name = "SECRET", allow_hyphen_values = true)]
     secrets: Vec<Secret>,
+    /// File holding an HMAC secret (keeps it off the command line); repeatable.
+    #[arg(long = "secret-file", value_name = "FILE")]
+    secret_files: Vec<PathBuf>,
     /// Ed25519 public key `whpk_<base64>` (standard/bluum); repeatable.
     #[arg(long = "public-key", value_name = "KEY")]
     public_keys: Vec<String>,
@@ -67,8 +70,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         scheme = scheme.also_signature_header("X-Hub-Signature", "sha1", Algorithm::HmacSha1);
     }
-    let secret_count = args.secrets.len();
-    let mut builder = Verifier::builder(scheme).secrets(args.secrets);
+    let mut secrets = args.secrets;
+    for path in &args.secret_files {
+        secrets.push(common::read_secret(path)?);
+    }
+    let secret_count = secrets.len();
+    let mut builder = Verifier::builder(scheme).secrets(secrets);
     for key in args.public_keys {
         builder = builder.public_key(key);
     }

@@ -211,6 +211,14 @@ pub enum ConfigError {
     /// An ingestor's source name is empty, longer than 64 bytes or holds control characters.
     #[error("invalid source name {0:?}: 1 to 64 printable characters")]
     InvalidSource(String),
+    /// An ingestor's `max_body` is over [`MAX_BODY_LIMIT`](crate::MAX_BODY_LIMIT).
+    #[error("max_body of {limit} bytes is over the limit of {max}")]
+    BodyLimitTooLarge {
+        /// The requested limit.
+        limit: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// A scheme name that is not one of the presets.
     #[error(
         "unknown scheme `{0}`: expected one of standard, bluum, stripe, github, slack, shopify"

@@ -126,8 +126,10 @@ fn check_text(text: &str, max: usize) -> Result<(), &'static str> {
     }
 }
 
-/// The values of up to two top-level fields of a JSON object body, as text
-/// (numbers are kept as written, so `{"id": 123}` has id `123`).
+/// The values of up to two top-level fields of a JSON object body, as text.
+/// Integers become their decimal digits (`{"id": 123}` has id `123`); other
+/// numbers (fractions, integers past 64 bits) would lose precision, so they
+/// count as absent, like `null`, arrays and objects.
 fn top_level_fields(
     body: &[u8],
     wanted: [Option<&str>; 2],
@@ -204,8 +206,8 @@ impl<'de> de::Deserialize<'de> for Scalar {
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
                 Ok(Scalar(Some(v.to_string())))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v.to_string())))
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar, E> {
+                Ok(Scalar(None))
             }
             fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar, E> {
                 Ok(Scalar(None))
@@ -229,6 +231,20 @@ impl<'de> de::Deserialize<'de> for Scalar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_exact_numbers_make_ids() {
+        let big = br#"{"id":123456789012345678901234567890}"#;
+        assert_eq!(
+            top_level_fields(big, [Some("id"), None]).unwrap(),
+            [None, None]
+        );
+        let neg = br#"{"id":-7}"#;
+        assert_eq!(
+            top_level_fields(neg, [Some("id"), None]).unwrap(),
+            [Some("-7".to_owned()), None]
+        );
+    }
 
     #[test]
     fn picks_top_level_fields_only() {

@@ -328,8 +328,8 @@ impl Inbox {
     }
 
     /// Removes the dedup markers older than the retention now (a background
-    /// thread also does this continuously, a thousand at a time). Returns how
-    /// many were removed.
+    /// thread also does this continuously, a few batches' markers per step).
+    /// Returns how many were removed.
     ///
     /// ```
     /// use webhook_inbox::Inbox;

@@ -13,6 +13,8 @@ use crate::verify::Verifier;
 
 /// The default largest body accepted: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+/// The largest `max_body` an ingestor accepts: 64 MiB (the log's frames are bounded).
+pub const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// What an overloaded or failing inbox asks the sender to wait before retrying.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -107,7 +109,8 @@ impl IngestorBuilder {
     }
 
     /// The largest body accepted, checked before anything is hashed; larger
-    /// ones are refused with 413. Defaults to [`DEFAULT_MAX_BODY`] (1 MiB).
+    /// ones are refused with 413. Defaults to [`DEFAULT_MAX_BODY`] (1 MiB); at
+    /// most [`MAX_BODY_LIMIT`] (64 MiB), checked by `build`.
     ///
     /// ```
     /// # use webhook_inbox::{Inbox, Scheme, Verifier};
@@ -138,6 +141,12 @@ impl IngestorBuilder {
             .unwrap_or_else(|| self.verifier.scheme().name().to_owned());
         if source.is_empty() || source.len() > 64 || source.chars().any(char::is_control) {
             return Err(ConfigError::InvalidSource(source));
+        }
+        if self.max_body > MAX_BODY_LIMIT {
+            return Err(ConfigError::BodyLimitTooLarge {
+                limit: self.max_body,
+                max: MAX_BODY_LIMIT,
+            });
         }
         Ok(Ingestor {
             inner: Arc::new(IngestorInner {

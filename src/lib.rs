@@ -122,7 +122,8 @@ pub use inbox::{
     Rejections, Stats,
 };
 pub use ingest::{
-    DEFAULT_MAX_BODY, IngestError, Ingested, Ingestor, IngestorBuilder, RETRY_AFTER, Reply,
+    DEFAULT_MAX_BODY, IngestError, Ingested, Ingestor, IngestorBuilder, MAX_BODY_LIMIT,
+    RETRY_AFTER, Reply,
 };
 pub use scheme::{Algorithm, Encoding, KeyFormat, Scheme};
 pub use secret::Secret;

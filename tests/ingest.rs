@@ -191,6 +191,21 @@ fn sixteen_threads_on_overlapping_ids_accept_each_id_once() {
 }
 
 #[test]
+fn body_limits_beyond_what_the_log_takes_are_refused_at_build() {
+    let dir = TempDir::new("max-body");
+    let inbox = Inbox::open(dir.path()).unwrap();
+    let err = inbox
+        .ingestor(Verifier::new(Scheme::bluum(), [SECRET]).unwrap())
+        .max_body(webhook_inbox::MAX_BODY_LIMIT + 1)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, webhook_inbox::ConfigError::BodyLimitTooLarge { .. }),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_second_opener_is_told_the_store_is_in_use() {
     let dir = TempDir::new("in-use");
     let inbox = Inbox::open(dir.path()).unwrap();

@@ -27,8 +27,11 @@ pub enum Durability {
     #[default]
     Fsync,
     /// As soon as the event is in memory; a background thread writes and syncs
-    /// every interval. **A crash can lose the last interval of acknowledged
-    /// events** — the sender will not retry them. Use only where that is acceptable.
+    /// every interval (at most every 100 ms). **A crash can lose the last
+    /// interval of acknowledged events** — the sender will not retry them. A
+    /// failed write is retried at the next interval; a failed sync poisons the
+    /// store (what it had acknowledged since the last sync may be lost). Use
+    /// only where that is acceptable.
     Buffered(Duration),
 }
 

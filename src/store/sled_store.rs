@@ -2,10 +2,12 @@
 //!
 //! # Commit protocol
 //!
-//! 1. `insert`, under one mutex: look the dedup key up among the records not
-//!    yet applied to sled (the in-flight map), then in sled; if absent, assign
-//!    the next LSN, append the record's frame to the log buffer and note the key
-//!    in flight. This is the atomic insert-if-absent.
+//! 1. `insert`: look the dedup key up in sled (outside the lock: sled holds
+//!    only durable events), then under one mutex among the records not yet
+//!    applied to sled (the in-flight map), looking in sled again if something
+//!    was applied in between; if absent, assign the next LSN, append the
+//!    record's frame to the log buffer and note the key in flight. This is the
+//!    atomic insert-if-absent.
 //! 2. The caller waits for its LSN to be durable. The first waiter finding no
 //!    flush under way becomes the leader: it takes the whole buffer, writes it
 //!    with one `write` and one `fdatasync`, marks everything up to the buffer's
@@ -44,8 +46,6 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 /// Retention entries (one per applied batch) handled per collection step, so
 /// collection never holds up ingest for long.
 const GC_STEP: usize = 64;
-/// Failed write ranges remembered for waiters that have not woken yet.
-const FAILED_RANGES_KEPT: usize = 1_024;
 
 /// Settings of a sled store.
 #[derive(Clone)]
@@ -170,7 +170,10 @@ impl SledStore {
             expiry: db.open_tree("expiry")?,
             meta: db.open_tree("meta")?,
         };
-        let (writer, recovered) = wal::open(&dir.join("wal"))?;
+        let (writer, recovered) = wal::open(&dir.join("wal")).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => OpenFailure::Corrupt(e.to_string()),
+            _ => OpenFailure::Io(e),
+        })?;
         let mut replayed_last = 0;
         let mut chunk = Vec::new();
         for r in recovered {
@@ -273,6 +276,10 @@ impl Store for SledStore {
             let _ = handle.join();
         }
         flushed?;
+        if let Some(reason) = lock(&shared.core).poisoned.clone() {
+            // Leave sled alone: the log holds everything, and a reopen replays it.
+            return Err(StoreError::Poisoned(reason));
+        }
         shared.checkpoint(true)?;
         Ok(())
     }
@@ -452,24 +459,38 @@ impl Shared {
 
         let outcome = {
             let mut writer = lock(&self.wal);
-            match writer.append(&frames, last, false) {
+            match writer.append(&frames, last) {
                 Err(e) => Err((false, e)),
-                Ok(()) => writer
-                    .sync()
-                    .and_then(|()| writer.maybe_rotate())
-                    .map_err(|e| (true, e)),
+                Ok(()) => match writer.sync() {
+                    Err(e) => Err((true, e)),
+                    Ok(()) => {
+                        // The batch is durable whatever happens next; a segment
+                        // that cannot be started now is retried at the next batch.
+                        let _ = writer.maybe_rotate();
+                        Ok(())
+                    }
+                },
             }
         };
 
         let mut core = lock(&self.core);
         core.flushing = false;
-        frames.clear();
-        core.spare = frames;
+        let failed = outcome.is_err();
         match outcome {
             Ok(()) => {
                 core.durable_lsn = last;
+                frames.clear();
+                core.spare = frames;
                 // In LSN order, under the lock: the applier sees batches in order.
                 let _ = self.to_applier.send(Some(batch));
+            }
+            Err((false, _)) if matches!(self.settings.durability, Durability::Buffered(_)) => {
+                // Buffered events were acknowledged already: keep them, in LSN
+                // order before anything appended since, and retry at the next flush.
+                frames.extend_from_slice(&core.buffer);
+                core.buffer = frames;
+                let later = std::mem::replace(&mut core.batch, batch);
+                core.batch.extend(later);
             }
             Err((synced_failed, e)) => {
                 for applied in &batch {
@@ -478,10 +499,12 @@ impl Shared {
                     }
                 }
                 self.pending.fetch_sub(batch.len() as u64, Ordering::SeqCst);
-                if core.failed.len() >= FAILED_RANGES_KEPT {
-                    core.failed.remove(0);
+                // Failed ranges are kept for good (waiters may still look), merged
+                // when contiguous: one entry per episode of failures, not per batch.
+                match core.failed.last_mut() {
+                    Some(range) if range.1 + 1 == first => range.1 = last,
+                    _ => core.failed.push((first, last)),
                 }
-                core.failed.push((first, last));
                 if synced_failed {
                     // After a failed fsync the kernel may have dropped the dirty
                     // pages: nothing written since the last good sync can be trusted.
@@ -490,19 +513,29 @@ impl Shared {
             }
         }
         let this = usize::from(core.flush_no % 2 == 1);
-        if core.failed.is_empty() && core.poisoned.is_none() {
+        if failed {
+            self.durable.iter().for_each(Condvar::notify_all);
+        } else {
             self.durable[this].notify_all();
             self.durable[1 - this].notify_one();
-        } else {
-            self.durable.iter().for_each(Condvar::notify_all);
         }
         core
     }
 
     fn apply_loop(&self, batches: &Receiver<Option<Vec<Applied>>>) {
         while let Ok(Some(batch)) = batches.recv() {
-            // A failure here leaves the events in the log, which a reopen replays.
-            let applied = apply_batch(&self.trees, &batch).unwrap_or(0);
+            let applied = match apply_batch(&self.trees, &batch) {
+                Ok(n) => n,
+                Err(e) => {
+                    // sled refused the write (a full disk, say). The batch is safe
+                    // in the log, which a reopen replays; until then the store takes
+                    // no more events, and `applied_lsn` stays put so no checkpoint
+                    // drops the log segments holding them.
+                    lock(&self.core).poisoned = Some(format!("applying to sled failed: {e}"));
+                    self.durable.iter().for_each(Condvar::notify_all);
+                    return;
+                }
+            };
             self.markers.fetch_add(applied, Ordering::SeqCst);
             if let Some(last) = batch.last() {
                 // Before the in-flight keys go: see `insert`.
@@ -520,10 +553,14 @@ impl Shared {
     fn background_loop(&self) {
         let mut since_checkpoint = Duration::ZERO;
         let mut since_sync = Duration::ZERO;
+        let tick = match self.settings.durability {
+            Durability::Buffered(every) => TICK.min(every).max(Duration::from_millis(1)),
+            Durability::Fsync => TICK,
+        };
         while !self.stop.load(Ordering::SeqCst) {
-            std::thread::sleep(TICK);
-            since_checkpoint += TICK;
-            since_sync += TICK;
+            std::thread::sleep(tick);
+            since_checkpoint += tick;
+            since_sync += tick;
             if let Durability::Buffered(every) = self.settings.durability
                 && since_sync >= every
             {
@@ -543,36 +580,36 @@ impl Shared {
     }
 
     /// Flushes sled, fsyncs its files, and drops the log segments it now covers.
-    /// With `all`, the live segment too (on open and clean shutdown, when
-    /// everything in the log has been applied).
+    ///
+    /// The active segment is sealed first, so no log record outlives a couple
+    /// of checkpoints (a record replayed after its dedup marker expired would
+    /// come back). With `all` (open and clean shutdown, when everything logged
+    /// has been applied) the log starts afresh.
     fn checkpoint(&self, all: bool) -> std::io::Result<()> {
+        if lock(&self.core).poisoned.is_some() {
+            return Ok(());
+        }
         let covered = self.applied_lsn.load(Ordering::SeqCst);
-        let started = SystemTime::now();
         self.db.flush().map_err(std::io::Error::other)?;
-        self.sync_sled_files(started)?;
+        self.sync_sled_files()?;
         let mut writer = lock(&self.wal);
         if all {
             writer.reset_after_checkpoint(covered)
         } else {
+            writer.seal_active()?;
             writer.drop_checkpointed(covered).map(|_| ())
         }
     }
 
-    /// `fsync`s sled's database file and any blob file written since `since`
-    /// (sled writes values over ~128 KiB to their own files without syncing them).
-    fn sync_sled_files(&self, since: SystemTime) -> std::io::Result<()> {
+    /// `fsync`s sled's database file, its blob files (sled writes values over
+    /// ~128 KiB to files of their own and does not sync them) and directories.
+    fn sync_sled_files(&self) -> std::io::Result<()> {
         let dir = self.path.join("sled");
         File::open(dir.join("db"))?.sync_all()?;
         let blobs = dir.join("blobs");
         if let Ok(entries) = std::fs::read_dir(&blobs) {
             for entry in entries.flatten() {
-                let fresh = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map_or(true, |m| m + Duration::from_secs(2) >= since);
-                if fresh {
-                    File::open(entry.path())?.sync_all()?;
-                }
+                File::open(entry.path())?.sync_all()?;
             }
             File::open(&blobs)?.sync_all()?;
         }

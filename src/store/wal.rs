@@ -109,12 +109,24 @@ pub(crate) fn open(dir: &Path) -> io::Result<(WalWriter, Vec<Recovered>)> {
     let mut sealed = Vec::new();
     let mut last_lsn = 0;
     let mut tail: Option<(PathBuf, u64)> = None;
-    for (_, path) in segments {
+    let count = segments.len();
+    for (i, (_, path)) in segments.into_iter().enumerate() {
         let before = last_lsn;
+        let end = read_segment(&path, &mut records, &mut last_lsn)?;
         // Every segment but the last was sealed after a successful sync, so it
-        // ends where its frames end; only the last can hold a torn batch.
-        let good_len = read_segment(&path, &mut records, &mut last_lsn)?;
-        if let Some((previous, _)) = tail.replace((path, good_len)) {
+        // ends cleanly; only the last can hold a torn batch. Damage anywhere
+        // else is corruption, not a crash, and is not skipped silently.
+        if end.damaged && i + 1 < count {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "log segment {} is damaged after {} bytes",
+                    path.display(),
+                    end.len
+                ),
+            ));
+        }
+        if let Some((previous, _)) = tail.replace((path, end.len)) {
             sealed.push(Sealed {
                 path: previous,
                 last_lsn: before,
@@ -169,15 +181,32 @@ fn create_segment(dir: &Path, first_lsn: u64) -> io::Result<(File, PathBuf)> {
     Ok((file, path))
 }
 
+/// Where reading a segment stopped.
+struct SegmentEnd {
+    /// Bytes taken by the intact frames.
+    len: u64,
+    /// Whether what follows them is damaged (not reserved zeros or the file's end).
+    damaged: bool,
+}
+
 /// Reads the intact frames of one segment, streaming (the reserved zeros after
-/// them are not read); returns the length they occupy.
-fn read_segment(path: &Path, records: &mut Vec<Recovered>, last_lsn: &mut u64) -> io::Result<u64> {
+/// them are not read).
+fn read_segment(
+    path: &Path,
+    records: &mut Vec<Recovered>,
+    last_lsn: &mut u64,
+) -> io::Result<SegmentEnd> {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
     let mut at = 0u64;
     loop {
         let mut header = [0u8; HEADER];
-        if read_full(&mut reader, &mut header)? < HEADER {
-            return Ok(at);
+        let got = read_full(&mut reader, &mut header)?;
+        let end = |damaged| Ok(SegmentEnd { len: at, damaged });
+        if got == 0 || header.iter().all(|&b| b == 0) {
+            return end(false);
+        }
+        if got < HEADER {
+            return end(true);
         }
         let word =
             |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
@@ -186,17 +215,17 @@ fn read_segment(path: &Path, records: &mut Vec<Recovered>, last_lsn: &mut u64) -
         lsn_bytes.copy_from_slice(&header[8..16]);
         let lsn = u64::from_le_bytes(lsn_bytes);
         if len > MAX_FRAME || lsn <= *last_lsn {
-            return Ok(at);
+            return end(true);
         }
         let mut payload = vec![0u8; len];
         if read_full(&mut reader, &mut payload)? < len {
-            return Ok(at);
+            return end(true);
         }
         let mut check = crc32fast::Hasher::new();
         check.update(&lsn_bytes);
         check.update(&payload);
         if check.finalize() != crc {
-            return Ok(at);
+            return end(true);
         }
         records.push(Recovered { lsn, payload });
         *last_lsn = lsn;
@@ -224,18 +253,15 @@ impl WalWriter {
         self.last_lsn
     }
 
-    /// Writes a batch of frames and, when `sync` is set, `fdatasync`s it.
+    /// Writes a batch of frames (made durable by [`sync`](Self::sync)).
     ///
     /// On a write error (a full disk) whatever part of the batch reached the
     /// file is cut off again, so no half-written frame lies behind later batches.
-    pub(crate) fn append(&mut self, frames: &[u8], last_lsn: u64, sync: bool) -> io::Result<()> {
+    pub(crate) fn append(&mut self, frames: &[u8], last_lsn: u64) -> io::Result<()> {
         if let Err(e) = self.file.write_all_at(frames, self.len) {
             let _ = self.file.set_len(self.len);
             reserve(&self.file);
             return Err(e);
-        }
-        if sync {
-            self.file.sync_data()?;
         }
         self.len += frames.len() as u64;
         self.last_lsn = last_lsn;
@@ -247,21 +273,33 @@ impl WalWriter {
         self.file.sync_data()
     }
 
-    /// Seals the current segment and starts a new one if it has grown past
-    /// [`SEGMENT_BYTES`]. Call only between batches, after a sync.
+    /// Switches to a new segment and returns the path of the one left behind.
+    fn start_segment(&mut self) -> io::Result<PathBuf> {
+        let (file, path) = create_segment(&self.dir, self.last_lsn + 1)?;
+        self.file = file;
+        self.len = 0;
+        Ok(std::mem::replace(&mut self.path, path))
+    }
+
+    /// Seals the active segment (if it holds anything) and starts a new one.
+    /// Call only between batches, after a sync.
+    pub(crate) fn seal_active(&mut self) -> io::Result<()> {
+        if self.len > 0 {
+            let path = self.start_segment()?;
+            self.sealed.push(Sealed {
+                path,
+                last_lsn: self.last_lsn,
+            });
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment if it has grown past [`SEGMENT_BYTES`].
     pub(crate) fn maybe_rotate(&mut self) -> io::Result<()> {
         if self.len < SEGMENT_BYTES {
             return Ok(());
         }
-        let (file, path) = create_segment(&self.dir, self.last_lsn + 1)?;
-        let old = std::mem::replace(&mut self.path, path);
-        self.file = file;
-        self.len = 0;
-        self.sealed.push(Sealed {
-            path: old,
-            last_lsn: self.last_lsn,
-        });
-        Ok(())
+        self.seal_active()
     }
 
     /// Deletes sealed segments whose records are all at or below `checkpoint_lsn`
@@ -283,21 +321,13 @@ impl WalWriter {
     }
 
     /// Starts the log afresh after a checkpoint that covers everything in it:
-    /// used on clean shutdown so reopening replays nothing.
+    /// used on open and clean shutdown so reopening replays nothing.
     pub(crate) fn reset_after_checkpoint(&mut self, checkpoint_lsn: u64) -> io::Result<()> {
         if checkpoint_lsn < self.last_lsn {
             return Ok(());
         }
-        self.drop_checkpointed(checkpoint_lsn)?;
-        if self.len > 0 {
-            let (file, path) = create_segment(&self.dir, self.last_lsn + 1)?;
-            let old = std::mem::replace(&mut self.path, path);
-            self.file = file;
-            self.len = 0;
-            fs::remove_file(old)?;
-            sync_dir(&self.dir)?;
-        }
-        Ok(())
+        self.seal_active()?;
+        self.drop_checkpointed(checkpoint_lsn).map(|_| ())
     }
 
     /// Whether sealed segments are waiting for a checkpoint.
@@ -336,11 +366,13 @@ mod tests {
             let mut frames = Vec::new();
             encode_frame(&mut frames, 1, b"one", &payload_crc(b"one"));
             encode_frame(&mut frames, 2, b"two", &payload_crc(b"two"));
-            w.append(&frames, 2, true).unwrap();
+            w.append(&frames, 2).unwrap();
+            w.sync().unwrap();
             // A crash halfway through the next frame.
             let mut torn = Vec::new();
             encode_frame(&mut torn, 3, b"three", &payload_crc(b"three"));
-            w.append(&torn[..torn.len() - 2], 3, true).unwrap();
+            w.append(&torn[..torn.len() - 2], 3).unwrap();
+            w.sync().unwrap();
         }
         let (mut w, recovered) = open(&dir).unwrap();
         let got: Vec<(u64, Vec<u8>)> = recovered.into_iter().map(|r| (r.lsn, r.payload)).collect();
@@ -348,7 +380,8 @@ mod tests {
         assert_eq!(w.last_lsn(), 2);
         let mut frames = Vec::new();
         encode_frame(&mut frames, 3, b"again", &payload_crc(b"again"));
-        w.append(&frames, 3, true).unwrap();
+        w.append(&frames, 3).unwrap();
+        w.sync().unwrap();
         drop(w);
         let (_, recovered) = open(&dir).unwrap();
         assert_eq!(
@@ -368,10 +401,64 @@ mod tests {
             encode_frame(&mut frames, 2, b"two", &payload_crc(b"two"));
             let last = frames.len() - 1;
             frames[last] ^= 1;
-            w.append(&frames, 2, true).unwrap();
+            w.append(&frames, 2).unwrap();
+            w.sync().unwrap();
         }
         let (_, recovered) = open(&dir).unwrap();
         assert_eq!(recovered.len(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn frame(lsn: u64, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(&mut out, lsn, payload, &payload_crc(payload));
+        out
+    }
+
+    #[test]
+    fn sealed_segments_are_dropped_once_checkpointed() {
+        let dir = temp_dir("seal");
+        {
+            let (mut w, _) = open(&dir).unwrap();
+            w.append(&frame(1, b"one"), 1).unwrap();
+            w.sync().unwrap();
+            w.seal_active().unwrap();
+            w.append(&frame(2, b"two"), 2).unwrap();
+            w.sync().unwrap();
+            assert!(w.has_sealed());
+            assert_eq!(w.drop_checkpointed(0).unwrap(), 0);
+            assert_eq!(w.drop_checkpointed(1).unwrap(), 1);
+            assert!(!w.has_sealed());
+        }
+        let (_, recovered) = open(&dir).unwrap();
+        let lsns: Vec<u64> = recovered.iter().map(|r| r.lsn).collect();
+        assert_eq!(lsns, [2]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn damage_inside_a_sealed_segment_is_an_error_not_a_silent_cut() {
+        let dir = temp_dir("damaged");
+        let first = {
+            let (mut w, _) = open(&dir).unwrap();
+            let mut frames = frame(1, b"one");
+            frames.extend(frame(2, b"two"));
+            w.append(&frames, 2).unwrap();
+            w.sync().unwrap();
+            let first = w.path.clone();
+            w.seal_active().unwrap();
+            w.append(&frame(3, b"three"), 3).unwrap();
+            w.sync().unwrap();
+            first
+        };
+        let mut bytes = fs::read(&first).unwrap();
+        let at = HEADER + 3 + HEADER + 1; // inside the second frame's payload
+        bytes[at] ^= 0xff;
+        fs::write(&first, &bytes).unwrap();
+        let err = open(&dir)
+            .err()
+            .expect("a damaged sealed segment must not open");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -117,6 +117,9 @@ struct Shared {
     applied_lsn: AtomicU64,
     to_applier: Sender<Option<Vec<Applied>>>,
     stop: AtomicBool,
+    /// Test seam: the applier treats the next batch as refused by sled.
+    #[cfg(test)]
+    fail_next_apply: AtomicBool,
 }
 
 /// Why a store could not be opened.
@@ -224,6 +227,8 @@ impl SledStore {
             applied_lsn: AtomicU64::new(last),
             to_applier,
             stop: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_next_apply: AtomicBool::new(false),
         });
         // Make the replay durable in sled and start from an empty log.
         shared.checkpoint(true).map_err(OpenFailure::Io)?;
@@ -524,7 +529,15 @@ impl Shared {
 
     fn apply_loop(&self, batches: &Receiver<Option<Vec<Applied>>>) {
         while let Ok(Some(batch)) = batches.recv() {
-            let applied = match apply_batch(&self.trees, &batch) {
+            #[cfg(test)]
+            let result = if self.fail_next_apply.swap(false, Ordering::SeqCst) {
+                Err(sled::Error::Unsupported("injected failure".into()))
+            } else {
+                apply_batch(&self.trees, &batch)
+            };
+            #[cfg(not(test))]
+            let result = apply_batch(&self.trees, &batch);
+            let applied = match result {
                 Ok(n) => n,
                 Err(e) => {
                     // sled refused the write (a full disk, say). The batch is safe
@@ -635,5 +648,76 @@ impl Shared {
             self.trees.expiry.remove(&key)?;
         }
         Ok((batches, removed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    fn settings() -> Settings {
+        Settings {
+            durability: Durability::Fsync,
+            retention: Duration::from_secs(3600),
+            cache_bytes: 8 << 20,
+            max_pending: 1_000,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    fn event(id: &str) -> NewEvent<'_> {
+        NewEvent {
+            source: "test",
+            id,
+            event_type: "order.filled",
+            received_at: SystemTime::now(),
+            headers: Vec::new(),
+            body: b"{}",
+        }
+    }
+
+    /// sled refusing a write must neither lose the event nor let it be accepted twice.
+    #[test]
+    fn an_apply_failure_poisons_the_store_and_the_log_keeps_the_event() {
+        let dir =
+            std::env::temp_dir().join(format!("sled-store-apply-fail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let store = SledStore::open(&dir, settings()).ok().unwrap();
+            store.shared.fail_next_apply.store(true, Ordering::SeqCst);
+            assert_eq!(
+                store.insert(event("evt_1")).unwrap(),
+                Insert::Accepted { seq: 1 }
+            );
+            // Until the applier has given up, the retry is a duplicate of the
+            // in-flight event; afterwards the store refuses everything.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while lock(&store.shared.core).poisoned.is_none() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "applier never reported"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(matches!(
+                store.insert(event("evt_1")),
+                Err(StoreError::Poisoned(_))
+            ));
+            assert!(matches!(
+                store.insert(event("evt_2")),
+                Err(StoreError::Poisoned(_))
+            ));
+            assert!(matches!(store.close(), Err(StoreError::Poisoned(_))));
+        }
+        // Reopening replays the log: the event is there once.
+        let store = SledStore::open(&dir, settings()).ok().unwrap();
+        assert_eq!(store.counts().pending, 1);
+        assert_eq!(
+            store.insert(event("evt_1")).unwrap(),
+            Insert::Duplicate { seq: 1 }
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

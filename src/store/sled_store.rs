@@ -100,6 +100,8 @@ struct Core {
     durable_lsn: u64,
     failed: Vec<(u64, u64)>,
     poisoned: Option<String>,
+    /// A buffered batch whose write failed, kept for the background thread to retry.
+    retrying: Option<String>,
     closed: bool,
 }
 
@@ -120,6 +122,9 @@ struct Shared {
     /// Test seam: the applier treats the next batch as refused by sled.
     #[cfg(test)]
     fail_next_apply: AtomicBool,
+    /// Test seam: the next log write fails as if the disk were full.
+    #[cfg(test)]
+    fail_next_write: AtomicBool,
 }
 
 /// Why a store could not be opened.
@@ -229,6 +234,8 @@ impl SledStore {
             stop: AtomicBool::new(false),
             #[cfg(test)]
             fail_next_apply: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_next_write: AtomicBool::new(false),
         });
         // Make the replay durable in sled and start from an empty log.
         shared.checkpoint(true).map_err(OpenFailure::Io)?;
@@ -431,6 +438,11 @@ impl Shared {
             if let Some(reason) = &core.poisoned {
                 return Err(StoreError::Poisoned(reason.clone()));
             }
+            if let (Some(reason), false) = (&core.retrying, core.flushing) {
+                // A buffered write failed and the background thread retries it;
+                // do not spin on it here.
+                return Err(StoreError::Io(std::io::Error::other(reason.clone())));
+            }
             if core.flushing {
                 // Wait with the batch the event is in: the one being written, or
                 // the next. A finished flush wakes its own batch, and just one
@@ -464,7 +476,15 @@ impl Shared {
 
         let outcome = {
             let mut writer = lock(&self.wal);
-            match writer.append(&frames, last) {
+            #[cfg(test)]
+            let written = if self.fail_next_write.swap(false, Ordering::SeqCst) {
+                Err(std::io::Error::other("injected: no space left on device"))
+            } else {
+                writer.append(&frames, last)
+            };
+            #[cfg(not(test))]
+            let written = writer.append(&frames, last);
+            match written {
                 Err(e) => Err((false, e)),
                 Ok(()) => match writer.sync() {
                     Err(e) => Err((true, e)),
@@ -484,12 +504,14 @@ impl Shared {
         match outcome {
             Ok(()) => {
                 core.durable_lsn = last;
+                core.retrying = None;
                 frames.clear();
                 core.spare = frames;
                 // In LSN order, under the lock: the applier sees batches in order.
                 let _ = self.to_applier.send(Some(batch));
             }
-            Err((false, _)) if matches!(self.settings.durability, Durability::Buffered(_)) => {
+            Err((false, e)) if matches!(self.settings.durability, Durability::Buffered(_)) => {
+                core.retrying = Some(format!("writing the log failed, retrying: {e}"));
                 // Buffered events were acknowledged already: keep them, in LSN
                 // order before anything appended since, and retry at the next flush.
                 frames.extend_from_slice(&core.buffer);
@@ -718,6 +740,49 @@ mod tests {
             Insert::Duplicate { seq: 1 }
         );
         drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A failed log write in Buffered mode keeps the acknowledged events and
+    /// retries; a failed write in Fsync mode fails the callers and stores nothing.
+    #[test]
+    fn failed_writes_are_retried_when_buffered_and_refused_when_fsync() {
+        let dir =
+            std::env::temp_dir().join(format!("sled-store-write-fail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let buffered = Settings {
+            durability: Durability::Buffered(Duration::from_millis(10)),
+            ..settings()
+        };
+        {
+            let store = SledStore::open(&dir, buffered).ok().unwrap();
+            store.shared.fail_next_write.store(true, Ordering::SeqCst);
+            assert_eq!(
+                store.insert(event("evt_1")).unwrap(),
+                Insert::Accepted { seq: 1 }
+            );
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while lock(&store.shared.core).durable_lsn < 1 {
+                assert!(std::time::Instant::now() < deadline, "never retried");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            store.close().unwrap();
+        }
+        {
+            let store = SledStore::open(&dir, settings()).ok().unwrap();
+            assert_eq!(store.counts().pending, 1);
+            store.shared.fail_next_write.store(true, Ordering::SeqCst);
+            assert!(matches!(
+                store.insert(event("evt_2")),
+                Err(StoreError::Io(_))
+            ));
+            assert_eq!(store.counts().pending, 1);
+            // The disk is back: the same event is new, not a duplicate.
+            assert!(matches!(
+                store.insert(event("evt_2")),
+                Ok(Insert::Accepted { .. })
+            ));
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -219,6 +219,12 @@ pub enum ConfigError {
         /// The largest allowed.
         max: usize,
     },
+    /// A router pattern is not an event type, a `domain.*` wildcard or `*`.
+    #[error("invalid handler pattern {0:?}: use `order.filled`, `order.*` or `*`")]
+    InvalidPattern(String),
+    /// Two handlers were registered for the same pattern.
+    #[error("two handlers for the pattern {0:?}")]
+    DuplicatePattern(String),
     /// A scheme name that is not one of the presets.
     #[error(
         "unknown scheme `{0}`: expected one of standard, bluum, stripe, github, slack, shopify"

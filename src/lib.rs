@@ -18,6 +18,10 @@
 //!   [`Scheme::github`], [`Scheme::slack`], [`Scheme::shopify`]; or
 //!   [`Scheme::custom`]). Usable alone when you only need verification.
 //! - [`Signer`] — produces the headers a sender would attach (for tests and tools).
+//! - [`Router`] and [`Backoff`] — handlers by event type (exact, `domain.*`,
+//!   fallback; typed payloads) and retry schedules. The worker that will drive
+//!   them from the inbox, with persisted retries and dead letters, is not built
+//!   yet: today `Router::dispatch` runs one event.
 //!
 //! ```
 //! use webhook_inbox::{Inbox, Ingested, Reply, Scheme, Signer, Verifier};
@@ -97,6 +101,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod backoff;
 mod clock;
 mod content;
 mod error;
@@ -105,12 +110,14 @@ mod headers;
 mod identity;
 mod inbox;
 mod ingest;
+mod router;
 mod scheme;
 mod secret;
 mod sign;
 mod store;
 mod verify;
 
+pub use backoff::{Backoff, Jitter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use content::SignedContent;
 pub use error::{ConfigError, HeaderProblem, VerifyError};
@@ -124,6 +131,9 @@ pub use inbox::{
 pub use ingest::{
     DEFAULT_MAX_BODY, IngestError, Ingested, Ingestor, IngestorBuilder, MAX_BODY_LIMIT,
     RETRY_AFTER, Reply,
+};
+pub use router::{
+    Dispatch, Event, HandlerError, HandlerResult, Router, RouterBuilder, UnknownTypes,
 };
 pub use scheme::{Algorithm, Encoding, KeyFormat, Scheme};
 pub use secret::Secret;
@@ -145,5 +155,6 @@ mod thread_safety {
         assert_send_sync::<super::Scheme>();
         assert_send_sync::<super::Inbox>();
         assert_send_sync::<super::Ingestor>();
+        assert_send_sync::<super::Router>();
     }
 }

@@ -1,0 +1,620 @@
+//! Handlers by event type: exact names, `domain.*` wildcards, a fallback.
+//!
+//! The router is what the worker calls for each due event; it can also be
+//! used (and tested) on its own.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::de::DeserializeOwned;
+
+use crate::error::ConfigError;
+
+/// An accepted event as a handler sees it.
+///
+/// ```
+/// use webhook_inbox::Event;
+///
+/// let e = Event::new("evt_1", "order.filled", br#"{"event":"order.filled","data":{"id":"ord_1"}}"#.to_vec());
+/// assert_eq!(e.event_type(), "order.filled");
+/// assert_eq!(e.json().unwrap()["data"]["id"], "ord_1");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Event {
+    seq: u64,
+    id: String,
+    source: String,
+    event_type: String,
+    received_at: SystemTime,
+    attempt: u32,
+    body: Vec<u8>,
+}
+
+impl Event {
+    /// An event as a first attempt would see it, received now from source
+    /// `test` — for unit tests of handlers.
+    ///
+    /// ```
+    /// use webhook_inbox::Event;
+    ///
+    /// let e = Event::new("evt_1", "kyc.verification.approved", b"{}".to_vec());
+    /// assert_eq!((e.attempt(), e.source()), (1, "test"));
+    /// ```
+    pub fn new(id: impl Into<String>, event_type: impl Into<String>, body: Vec<u8>) -> Self {
+        Self {
+            seq: 0,
+            id: id.into(),
+            source: "test".to_owned(),
+            event_type: event_type.into(),
+            received_at: SystemTime::now(),
+            attempt: 1,
+            body,
+        }
+    }
+
+    /// The store's sequence number (acceptance order).
+    ///
+    /// ```
+    /// # use webhook_inbox::Event;
+    /// assert_eq!(Event::new("a", "t", vec![]).seq(), 0);
+    /// ```
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The event id (the same on every attempt: use it to make handlers idempotent).
+    ///
+    /// ```
+    /// # use webhook_inbox::Event;
+    /// assert_eq!(Event::new("evt_9", "t", vec![]).id(), "evt_9");
+    /// ```
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The ingestor's source name.
+    ///
+    /// ```
+    /// # use webhook_inbox::Event;
+    /// assert_eq!(Event::new("a", "t", vec![]).source(), "test");
+    /// ```
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The event type (`order.filled`).
+    ///
+    /// ```
+    /// # use webhook_inbox::Event;
+    /// assert_eq!(Event::new("a", "order.filled", vec![]).event_type(), "order.filled");
+    /// ```
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// When the delivery was accepted.
+    ///
+    /// ```
+    /// # use webhook_inbox::Event;
+    /// assert!(Event::new("a", "t", vec![]).received_at() <= std::time::SystemTime::now());
+    /// ```
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
+    /// This attempt's number, from 1.
+    ///
+    /// ```
+    /// # use webhook_inbox::Event;
+    /// assert_eq!(Event::new("a", "t", vec![]).attempt(), 1);
+    /// ```
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The raw body, as received.
+    ///
+    /// ```
+    /// # use webhook_inbox::Event;
+    /// assert_eq!(Event::new("a", "t", b"\xff".to_vec()).body(), b"\xff");
+    /// ```
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body parsed as JSON. Not JSON is a permanent failure: retrying
+    /// cannot change the bytes.
+    ///
+    /// ```
+    /// # use webhook_inbox::Event;
+    /// assert!(Event::new("a", "t", b"not json".to_vec()).json().is_err());
+    /// ```
+    pub fn json(&self) -> Result<serde_json::Value, HandlerError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| HandlerError::permanent(format!("the body is not JSON: {e}")))
+    }
+
+    /// The envelope's `data` field (Bluum, Stripe) — or the whole body when it
+    /// has none (GitHub) — deserialized into `T`. A payload that does not fit
+    /// `T` is a permanent failure (dead letter), not a retry loop.
+    ///
+    /// ```
+    /// use webhook_inbox::Event;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Order { id: String, filled_quantity: String }
+    ///
+    /// let e = Event::new("evt_1", "order.filled",
+    ///     br#"{"event":"order.filled","data":{"id":"ord_1","filled_quantity":"10"}}"#.to_vec());
+    /// let order: Order = e.data()?;
+    /// assert_eq!((order.id.as_str(), order.filled_quantity.as_str()), ("ord_1", "10"));
+    /// # Ok::<(), webhook_inbox::HandlerError>(())
+    /// ```
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, HandlerError> {
+        let mut value = self.json()?;
+        let data = match value.get_mut("data") {
+            Some(data) => data.take(),
+            None => value,
+        };
+        serde_json::from_value(data).map_err(|e| {
+            HandlerError::permanent(format!(
+                "the payload of `{}` does not deserialize: {e}",
+                self.event_type
+            ))
+        })
+    }
+}
+
+/// Why a handler did not finish an event, and what to do about it.
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_inbox::HandlerError;
+///
+/// let later = HandlerError::retry_after(Duration::from_secs(30), "rate limited");
+/// assert_eq!(later.requested_wait(), Some(Duration::from_secs(30)));
+/// assert!(HandlerError::permanent("unknown account").is_permanent());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandlerError {
+    /// Try again after the backoff delay.
+    #[error("{reason}")]
+    Retry {
+        /// What went wrong (kept in the event's error history).
+        reason: String,
+    },
+    /// Try again no sooner than `after`.
+    #[error("{reason} (retry after {after:?})")]
+    RetryAfter {
+        /// The least wait.
+        after: Duration,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Do not retry: dead-letter the event now.
+    #[error("{reason} (permanent)")]
+    Permanent {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl HandlerError {
+    /// A failure worth retrying after the backoff delay.
+    ///
+    /// ```
+    /// # use webhook_inbox::HandlerError;
+    /// assert!(!HandlerError::retry("timeout").is_permanent());
+    /// ```
+    pub fn retry(reason: impl fmt::Display) -> Self {
+        Self::Retry {
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A failure worth retrying, but not before `after`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use webhook_inbox::HandlerError;
+    /// let e = HandlerError::retry_after(Duration::from_secs(5), "busy");
+    /// assert_eq!(e.to_string(), "busy (retry after 5s)");
+    /// ```
+    pub fn retry_after(after: Duration, reason: impl fmt::Display) -> Self {
+        Self::RetryAfter {
+            after,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A failure no retry can fix.
+    ///
+    /// ```
+    /// # use webhook_inbox::HandlerError;
+    /// assert_eq!(HandlerError::permanent("bad account").to_string(), "bad account (permanent)");
+    /// ```
+    pub fn permanent(reason: impl fmt::Display) -> Self {
+        Self::Permanent {
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Whether the event should go to the dead letters now.
+    ///
+    /// ```
+    /// # use webhook_inbox::HandlerError;
+    /// assert!(HandlerError::permanent("x").is_permanent());
+    /// ```
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Permanent { .. })
+    }
+
+    /// The least wait the handler asked for, if any.
+    ///
+    /// ```
+    /// # use webhook_inbox::HandlerError;
+    /// assert_eq!(HandlerError::retry("x").requested_wait(), None);
+    /// ```
+    pub fn requested_wait(&self) -> Option<Duration> {
+        match self {
+            Self::RetryAfter { after, .. } => Some(*after),
+            _ => None,
+        }
+    }
+}
+
+/// What a handler returns.
+pub type HandlerResult = Result<(), HandlerError>;
+
+type Handler = Arc<dyn Fn(&Event) -> HandlerResult + Send + Sync>;
+
+/// What happens to events no handler matches.
+///
+/// ```
+/// use webhook_inbox::UnknownTypes;
+///
+/// assert_eq!(UnknownTypes::default(), UnknownTypes::Complete);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UnknownTypes {
+    /// Count them and consider them done (a sender may add event types at any time).
+    #[default]
+    Complete,
+    /// Leave them pending until a handler is registered.
+    Keep,
+    /// Put them in the dead letters.
+    DeadLetter,
+}
+
+/// The outcome of routing one event.
+///
+/// ```
+/// use webhook_inbox::{Dispatch, Event, Router};
+///
+/// let router = Router::builder().build()?;
+/// let outcome = router.dispatch(&Event::new("e", "order.filled", b"{}".to_vec()));
+/// assert!(matches!(outcome, Dispatch::Unknown(_)));
+/// # Ok::<(), webhook_inbox::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dispatch {
+    /// A handler ran (a panic inside it is reported as a retryable error).
+    Ran(HandlerResult),
+    /// No handler matched; the router's policy says what to do.
+    Unknown(UnknownTypes),
+}
+
+/// Handlers by event type. The most specific match wins: an exact name, then
+/// the longest `domain.*` wildcard, then the fallback.
+///
+/// ```
+/// use webhook_inbox::{Dispatch, Event, HandlerError, Router};
+///
+/// let router = Router::builder()
+///     .on("order.filled", |e: &Event| { assert_eq!(e.event_type(), "order.filled"); Ok(()) })
+///     .on("transfer.*", |_e: &Event| Err(HandlerError::retry("bank unreachable")))
+///     .build()?;
+/// let filled = Event::new("e1", "order.filled", b"{}".to_vec());
+/// assert_eq!(router.dispatch(&filled), Dispatch::Ran(Ok(())));
+/// let deposit = Event::new("e2", "transfer.deposit.completed", b"{}".to_vec());
+/// assert!(matches!(router.dispatch(&deposit), Dispatch::Ran(Err(_))));
+/// # Ok::<(), webhook_inbox::ConfigError>(())
+/// ```
+pub struct Router {
+    exact: HashMap<String, Handler>,
+    /// `(prefix including the dot, handler)`, longest prefix first.
+    wildcards: Vec<(String, Handler)>,
+    fallback: Option<Handler>,
+    unknown: UnknownTypes,
+}
+
+/// Builds a [`Router`]; see [`Router::builder`].
+///
+/// ```
+/// use webhook_inbox::{Router, UnknownTypes};
+///
+/// let router = Router::builder().unknown_types(UnknownTypes::Keep).build()?;
+/// # let _ = router;
+/// # Ok::<(), webhook_inbox::ConfigError>(())
+/// ```
+#[must_use]
+#[derive(Default)]
+pub struct RouterBuilder {
+    entries: Vec<(String, Handler)>,
+    unknown: UnknownTypes,
+}
+
+impl RouterBuilder {
+    /// Registers `handler` for `pattern`: an exact type (`order.filled`), a
+    /// domain wildcard (`order.*`, `transfer.deposit.*`), or `*` (the fallback).
+    ///
+    /// ```
+    /// use webhook_inbox::{Event, Router};
+    ///
+    /// let router = Router::builder().on("*", |_e: &Event| Ok(())).build()?;
+    /// # let _ = router;
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn on<F>(mut self, pattern: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(&Event) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.entries.push((pattern.into(), Arc::new(handler)));
+        self
+    }
+
+    /// Registers a typed handler: the event's `data` is deserialized into `T`
+    /// first; a payload that does not fit is a permanent failure.
+    ///
+    /// ```
+    /// use webhook_inbox::{Dispatch, Event, Router};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Deposit { amount: String }
+    ///
+    /// let router = Router::builder()
+    ///     .on_typed("transfer.deposit.completed", |_e: &Event, d: Deposit| {
+    ///         assert_eq!(d.amount, "2500.00");
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// let e = Event::new("e", "transfer.deposit.completed", br#"{"data":{"amount":"2500.00"}}"#.to_vec());
+    /// assert_eq!(router.dispatch(&e), Dispatch::Ran(Ok(())));
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn on_typed<T, F>(self, pattern: impl Into<String>, handler: F) -> Self
+    where
+        T: DeserializeOwned,
+        F: Fn(&Event, T) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.on(pattern, move |event: &Event| handler(event, event.data()?))
+    }
+
+    /// What to do with events no handler matches. Defaults to [`UnknownTypes::Complete`].
+    ///
+    /// ```
+    /// use webhook_inbox::{Router, UnknownTypes};
+    ///
+    /// let r = Router::builder().unknown_types(UnknownTypes::DeadLetter).build()?;
+    /// # let _ = r;
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn unknown_types(mut self, policy: UnknownTypes) -> Self {
+        self.unknown = policy;
+        self
+    }
+
+    /// Checks the patterns: each valid, none registered twice.
+    ///
+    /// ```
+    /// use webhook_inbox::{ConfigError, Event, Router};
+    ///
+    /// let twice = Router::builder()
+    ///     .on("order.*", |_e: &Event| Ok(()))
+    ///     .on("order.*", |_e: &Event| Ok(()))
+    ///     .build();
+    /// assert!(matches!(twice, Err(ConfigError::DuplicatePattern(_))));
+    /// ```
+    pub fn build(self) -> Result<Router, ConfigError> {
+        let mut router = Router {
+            exact: HashMap::new(),
+            wildcards: Vec::new(),
+            fallback: None,
+            unknown: self.unknown,
+        };
+        for (pattern, handler) in self.entries {
+            let taken = if pattern == "*" {
+                router.fallback.replace(handler).is_some()
+            } else if let Some(domain) = pattern.strip_suffix(".*") {
+                if !valid_name(domain) {
+                    return Err(ConfigError::InvalidPattern(pattern));
+                }
+                let prefix = format!("{domain}.");
+                let taken = router.wildcards.iter().any(|(p, _)| *p == prefix);
+                router.wildcards.push((prefix, handler));
+                taken
+            } else {
+                if !valid_name(&pattern) {
+                    return Err(ConfigError::InvalidPattern(pattern));
+                }
+                router.exact.insert(pattern.clone(), handler).is_some()
+            };
+            if taken {
+                return Err(ConfigError::DuplicatePattern(pattern));
+            }
+        }
+        router
+            .wildcards
+            .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        Ok(router)
+    }
+}
+
+/// An event type name: not empty, no `*`, no spaces or control characters.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('*')
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+impl Router {
+    /// A builder to register handlers.
+    ///
+    /// ```
+    /// use webhook_inbox::Router;
+    ///
+    /// let router = Router::builder().build()?;
+    /// # let _ = router;
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder::default()
+    }
+
+    /// Runs the most specific handler for `event`, turning a panic into a
+    /// retryable error, or reports that none matched.
+    ///
+    /// ```
+    /// use webhook_inbox::{Dispatch, Event, HandlerError, Router};
+    ///
+    /// let router = Router::builder().on("order.filled", |_e: &Event| -> Result<(), HandlerError> {
+    ///     panic!("bug in the handler")
+    /// }).build()?;
+    /// let outcome = router.dispatch(&Event::new("e", "order.filled", b"{}".to_vec()));
+    /// assert!(matches!(outcome, Dispatch::Ran(Err(HandlerError::Retry { .. }))));
+    /// # Ok::<(), webhook_inbox::ConfigError>(())
+    /// ```
+    pub fn dispatch(&self, event: &Event) -> Dispatch {
+        let Some(handler) = self.handler_for(event.event_type()) else {
+            return Dispatch::Unknown(self.unknown);
+        };
+        Dispatch::Ran(
+            catch_unwind(AssertUnwindSafe(|| handler(event))).unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string payload".to_owned());
+                Err(HandlerError::retry(format!("the handler panicked: {what}")))
+            }),
+        )
+    }
+
+    fn handler_for(&self, event_type: &str) -> Option<&Handler> {
+        self.exact
+            .get(event_type)
+            .or_else(|| {
+                self.wildcards
+                    .iter()
+                    .find(|(prefix, _)| event_type.starts_with(prefix.as_str()))
+                    .map(|(_, handler)| handler)
+            })
+            .or(self.fallback.as_ref())
+    }
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut exact: Vec<&str> = self.exact.keys().map(String::as_str).collect();
+        exact.sort_unstable();
+        f.debug_struct("Router")
+            .field("exact", &exact)
+            .field(
+                "wildcards",
+                &self
+                    .wildcards
+                    .iter()
+                    .map(|(p, _)| format!("{p}*"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("fallback", &self.fallback.is_some())
+            .field("unknown", &self.unknown)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tagged(tag: &'static str) -> impl Fn(&Event) -> HandlerResult + Send + Sync + 'static {
+        move |_| Err(HandlerError::permanent(tag))
+    }
+
+    fn winner(router: &Router, event_type: &str) -> Option<String> {
+        match router.dispatch(&Event::new("e", event_type, b"{}".to_vec())) {
+            Dispatch::Ran(Err(HandlerError::Permanent { reason })) => Some(reason),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_most_specific_pattern_wins() {
+        let router = Router::builder()
+            .on("*", tagged("fallback"))
+            .on("transfer.*", tagged("transfer.*"))
+            .on("transfer.deposit.*", tagged("transfer.deposit.*"))
+            .on("transfer.deposit.completed", tagged("exact"))
+            .build()
+            .unwrap();
+        assert_eq!(
+            winner(&router, "transfer.deposit.completed").as_deref(),
+            Some("exact")
+        );
+        assert_eq!(
+            winner(&router, "transfer.deposit.failed").as_deref(),
+            Some("transfer.deposit.*")
+        );
+        assert_eq!(
+            winner(&router, "transfer.withdrawal.failed").as_deref(),
+            Some("transfer.*")
+        );
+        assert_eq!(winner(&router, "transferx").as_deref(), Some("fallback"));
+        assert_eq!(winner(&router, "order.filled").as_deref(), Some("fallback"));
+    }
+
+    #[test]
+    fn bad_and_repeated_patterns_are_refused_when_built() {
+        for bad in ["", "order.*.filled", "*.filled", ".*", "order filled"] {
+            let built = Router::builder().on(bad, tagged("x")).build();
+            assert!(
+                matches!(built, Err(ConfigError::InvalidPattern(_))),
+                "{bad:?}"
+            );
+        }
+        for twice in ["order.filled", "order.*", "*"] {
+            let built = Router::builder()
+                .on(twice, tagged("a"))
+                .on(twice, tagged("b"))
+                .build();
+            assert!(
+                matches!(built, Err(ConfigError::DuplicatePattern(_))),
+                "{twice:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payload_that_does_not_fit_is_permanent() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Order {
+            id: String,
+        }
+        let router = Router::builder()
+            .on_typed("order.filled", |_e: &Event, _o: Order| Ok(()))
+            .build()
+            .unwrap();
+        let wrong = Event::new("e", "order.filled", br#"{"data":{"id":42}}"#.to_vec());
+        assert!(matches!(
+            router.dispatch(&wrong),
+            Dispatch::Ran(Err(HandlerError::Permanent { .. }))
+        ));
+    }
+}

@@ -414,3 +414,57 @@ proptest! {
         prop_assert_eq!(inbox.stats().pending, seen.len() as u64);
     }
 }
+
+#[test]
+fn hostile_deliveries_get_typed_errors_and_store_nothing() {
+    let dir = TempDir::new("hostile");
+    let inbox = Inbox::open(dir.path()).unwrap();
+    let ingestor = bluum(&inbox);
+    let body = bluum_body("order.filled", 1);
+    let signed = |id: &str, body: &[u8]| bluum_headers(id, body);
+
+    // 1 MiB signature header, 64 KiB id: refused before any MAC, as malformed.
+    let mut huge_sig = signed("evt_h1", &body);
+    huge_sig[2].1 = format!("v1,{}", "A".repeat(1 << 20));
+    let long_id = "i".repeat(64 * 1024);
+    let cases: Vec<(&str, Headers, Vec<u8>, u16)> = vec![
+        ("1 MiB signature header", huge_sig, body.clone(), 400),
+        ("64 KiB id", signed(&long_id, &body), body.clone(), 400),
+        (
+            "body not UTF-8",
+            signed("evt_h2", b"\xff\xfe\xfd"),
+            b"\xff\xfe\xfd".to_vec(),
+            400,
+        ),
+        (
+            "truncated JSON",
+            signed("evt_h3", &body[..body.len() / 2]),
+            body[..body.len() / 2].to_vec(),
+            400,
+        ),
+        ("empty body", signed("evt_h4", b""), Vec::new(), 400),
+    ];
+    for (what, headers, body, status) in cases {
+        let err = ingestor.ingest(&headers, &body).unwrap_err();
+        assert_eq!(err.status(), status, "{what}: {err}");
+        assert_eq!(inbox.stats().pending, 0, "{what} stored something");
+    }
+
+    // Valid but extreme: accepted without trouble (no recursion, no quadratic work).
+    let deep = format!(
+        r#"{{"event":"order.filled","data":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    )
+    .into_bytes();
+    let mut crowded = signed("evt_deep", &deep);
+    crowded.splice(
+        0..0,
+        (0..10_000).map(|i| (format!("x-junk-{i}"), "y".to_owned())),
+    );
+    assert!(matches!(
+        ingestor.ingest(&crowded, &deep),
+        Ok(Ingested::Accepted { .. })
+    ));
+    assert_eq!(inbox.stats().pending, 1);
+}

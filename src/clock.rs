@@ -45,6 +45,15 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
+/// `t` in whole milliseconds since the Unix epoch (negative before it),
+/// saturating at the ends of `i64`.
+pub(crate) fn unix_millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
 /// The operating system's wall clock. The default everywhere.
 ///
 /// ```

@@ -89,11 +89,18 @@ pub(crate) fn identify<H: HeaderSource + ?Sized>(
     };
     check_text(&id, MAX_ID_LEN).map_err(|reason| EventProblem::InvalidId { reason })?;
 
-    let event_type = match scheme.type_source() {
-        TypeSource::None => String::new(),
-        TypeSource::Field(name) => json_type.ok_or_else(|| EventProblem::MissingType {
-            place: format!("field `{name}`"),
-        })?,
+    let event_type: std::borrow::Cow<'_, str> = match scheme.type_source() {
+        TypeSource::None => {
+            return Ok(Identity {
+                id,
+                event_type: String::new(),
+            });
+        }
+        TypeSource::Field(name) => json_type
+            .ok_or_else(|| EventProblem::MissingType {
+                place: format!("field `{name}`"),
+            })?
+            .into(),
         TypeSource::Header(name) => {
             let raw = headers
                 .header(name)
@@ -104,13 +111,12 @@ pub(crate) fn identify<H: HeaderSource + ?Sized>(
                 .map_err(|_| EventProblem::InvalidType {
                     reason: "not UTF-8",
                 })?
-                .to_owned()
+                .into()
         }
     };
-    if !matches!(scheme.type_source(), TypeSource::None) {
-        check_text(&event_type, MAX_TYPE_LEN)
-            .map_err(|reason| EventProblem::InvalidType { reason })?;
-    }
+    // Checked before it is copied: a header value can be large.
+    check_text(&event_type, MAX_TYPE_LEN).map_err(|reason| EventProblem::InvalidType { reason })?;
+    let event_type = event_type.into_owned();
     Ok(Identity { id, event_type })
 }
 

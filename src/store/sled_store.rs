@@ -30,14 +30,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::record::{self, EventRecordRef};
 use super::wal::{self, WalWriter};
 use super::{Durability, Insert, NewEvent, Store, StoreCounts, StoreError};
-use crate::clock::Clock;
+use crate::clock::{Clock, unix_millis};
 
 /// How often the background thread wakes (checkpoints, collection, buffered syncs).
 const TICK: Duration = Duration::from_millis(100);
@@ -46,6 +46,20 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 /// Retention entries (one per applied batch) handled per collection step, so
 /// collection never holds up ingest for long.
 const GC_STEP: usize = 64;
+
+/// What a checkpoint does besides flushing sled and syncing its files.
+#[derive(Clone, Copy)]
+enum Checkpoint {
+    /// Drop the sealed segments sled now covers.
+    Drop,
+    /// Seal the active segment first, so no log record outlives a couple of
+    /// periodic checkpoints (a record replayed after its dedup marker expired
+    /// would come back).
+    SealAndDrop,
+    /// Open and clean shutdown, when everything logged has been applied: the
+    /// log starts afresh.
+    All,
+}
 
 /// Settings of a sled store.
 #[derive(Clone)]
@@ -105,6 +119,18 @@ struct Core {
     closed: bool,
 }
 
+impl Core {
+    /// Drops a batch's keys from the in-flight map (unless a later event took
+    /// the key over): they are in sled now, or were never stored.
+    fn forget_in_flight(&mut self, batch: &[Applied]) {
+        for a in batch {
+            if self.in_flight.get(&a.key) == Some(&a.lsn) {
+                self.in_flight.remove(&a.key);
+            }
+        }
+    }
+}
+
 struct Shared {
     path: PathBuf,
     db: sled::Db,
@@ -147,13 +173,6 @@ impl From<sled::Error> for OpenFailure {
             sled::Error::Io(io) => Self::Io(io),
             other => Self::Corrupt(other.to_string()),
         }
-    }
-}
-
-fn millis(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
     }
 }
 
@@ -238,7 +257,9 @@ impl SledStore {
             fail_next_write: AtomicBool::new(false),
         });
         // Make the replay durable in sled and start from an empty log.
-        shared.checkpoint(true).map_err(OpenFailure::Io)?;
+        shared
+            .checkpoint(Checkpoint::All)
+            .map_err(OpenFailure::Io)?;
 
         let applier = {
             let shared = Arc::clone(&shared);
@@ -292,14 +313,23 @@ impl Store for SledStore {
             // Leave sled alone: the log holds everything, and a reopen replays it.
             return Err(StoreError::Poisoned(reason));
         }
-        shared.checkpoint(true)?;
+        shared.checkpoint(Checkpoint::All)?;
         Ok(())
     }
 
     fn insert(&self, event: NewEvent<'_>) -> Result<Insert, StoreError> {
         let shared = &self.shared;
-        let received_ms = millis(event.received_at);
+        let received_ms = unix_millis(event.received_at);
         let key = record::dedup_key(event.source, event.id);
+
+        // The sled lookup happens outside the lock (sled holds only durable
+        // events). An event applied between this lookup and the in-flight check
+        // below moves `applied_lsn`, which triggers a second lookup under the lock.
+        let applied_before = shared.applied_lsn.load(Ordering::SeqCst);
+        if let Some(seq) = shared.stored_seq(&key)? {
+            return Ok(Insert::Duplicate { seq });
+        }
+        // Encoded only now: a duplicate already in sled costs no encoding.
         let payload = record::accept_payload(&EventRecordRef {
             source: event.source,
             id: event.id,
@@ -309,14 +339,6 @@ impl Store for SledStore {
             body: event.body,
         });
         let crc = wal::payload_crc(&payload);
-
-        // The sled lookup happens outside the lock (sled holds only durable
-        // events). An event applied between this lookup and the in-flight check
-        // below moves `applied_lsn`, which triggers a second lookup under the lock.
-        let applied_before = shared.applied_lsn.load(Ordering::SeqCst);
-        if let Some(seq) = shared.stored_seq(&key)? {
-            return Ok(Insert::Duplicate { seq });
-        }
         let mut core = lock(&shared.core);
         if core.closed {
             return Err(StoreError::Closed);
@@ -520,11 +542,7 @@ impl Shared {
                 core.batch.extend(later);
             }
             Err((synced_failed, e)) => {
-                for applied in &batch {
-                    if core.in_flight.get(&applied.key) == Some(&applied.lsn) {
-                        core.in_flight.remove(&applied.key);
-                    }
-                }
+                core.forget_in_flight(&batch);
                 self.pending.fetch_sub(batch.len() as u64, Ordering::SeqCst);
                 // Failed ranges are kept for good (waiters may still look), merged
                 // when contiguous: one entry per episode of failures, not per batch.
@@ -576,12 +594,7 @@ impl Shared {
                 // Before the in-flight keys go: see `insert`.
                 self.applied_lsn.store(last.lsn, Ordering::SeqCst);
             }
-            let mut core = lock(&self.core);
-            for a in &batch {
-                if core.in_flight.get(&a.key) == Some(&a.lsn) {
-                    core.in_flight.remove(&a.key);
-                }
-            }
+            lock(&self.core).forget_in_flight(&batch);
         }
     }
 
@@ -605,22 +618,21 @@ impl Shared {
                     drop(self.lead_flush(core));
                 }
             }
-            let sealed_waiting = lock(&self.wal).has_sealed();
-            if sealed_waiting || since_checkpoint >= CHECKPOINT_EVERY {
+            if since_checkpoint >= CHECKPOINT_EVERY {
                 since_checkpoint = Duration::ZERO;
-                let _ = self.checkpoint(false);
+                let _ = self.checkpoint(Checkpoint::SealAndDrop);
+            } else if lock(&self.wal).has_sealed() {
+                // Sealed by size: drop it as soon as sled covers it, without
+                // sealing the active segment again (that happens on the clock).
+                let _ = self.checkpoint(Checkpoint::Drop);
             }
             let _ = self.collect_step(self.settings.clock.now());
         }
     }
 
-    /// Flushes sled, fsyncs its files, and drops the log segments it now covers.
-    ///
-    /// The active segment is sealed first, so no log record outlives a couple
-    /// of checkpoints (a record replayed after its dedup marker expired would
-    /// come back). With `all` (open and clean shutdown, when everything logged
-    /// has been applied) the log starts afresh.
-    fn checkpoint(&self, all: bool) -> std::io::Result<()> {
+    /// Flushes sled, fsyncs its files, and drops the log segments it now
+    /// covers; see [`Checkpoint`] for what else each kind does.
+    fn checkpoint(&self, kind: Checkpoint) -> std::io::Result<()> {
         if lock(&self.core).poisoned.is_some() {
             return Ok(());
         }
@@ -628,11 +640,13 @@ impl Shared {
         self.db.flush().map_err(std::io::Error::other)?;
         self.sync_sled_files()?;
         let mut writer = lock(&self.wal);
-        if all {
-            writer.reset_after_checkpoint(covered)
-        } else {
-            writer.seal_active()?;
-            writer.drop_checkpointed(covered).map(|_| ())
+        match kind {
+            Checkpoint::All => writer.reset_after_checkpoint(covered),
+            Checkpoint::SealAndDrop => {
+                writer.seal_active()?;
+                writer.drop_checkpointed(covered).map(|_| ())
+            }
+            Checkpoint::Drop => writer.drop_checkpointed(covered).map(|_| ()),
         }
     }
 
@@ -655,7 +669,7 @@ impl Shared {
     /// the retention; returns how many markers went.
     fn collect_step(&self, now: SystemTime) -> Result<(usize, usize), StoreError> {
         let retention = i64::try_from(self.settings.retention.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = millis(now).saturating_sub(retention);
+        let cutoff = unix_millis(now).saturating_sub(retention);
         let (mut batches, mut removed) = (0, 0);
         let upto = record::expiry_key(cutoff, 0);
         for item in self.trees.expiry.range(..upto).take(GC_STEP) {

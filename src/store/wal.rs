@@ -29,8 +29,10 @@ use std::path::{Path, PathBuf};
 /// Segments are reserved at this size; past it, a new one is started at the next batch.
 pub(crate) const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 const HEADER: usize = 4 + 4 + 8;
-/// No single record may exceed this (bodies are limited far below it).
-const MAX_FRAME: usize = 256 * 1024 * 1024;
+/// No single record may exceed this: the largest body an ingestor takes plus
+/// room for the record's other fields. A damaged length past it is not even
+/// allocated for.
+const MAX_FRAME: usize = crate::ingest::MAX_BODY_LIMIT + 1024 * 1024;
 
 /// The checksum state of a payload, computed before its LSN is known (outside
 /// the ingest lock) and combined with the LSN in [`encode_frame`].
@@ -38,6 +40,14 @@ pub(crate) fn payload_crc(payload: &[u8]) -> crc32fast::Hasher {
     let mut crc = crc32fast::Hasher::new();
     crc.update(payload);
     crc
+}
+
+/// The checksum a frame carries: CRC-32 of the LSN's bytes, then the payload's.
+fn frame_crc(lsn: u64, payload_crc: &crc32fast::Hasher) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&lsn.to_le_bytes());
+    crc.combine(payload_crc);
+    crc.finalize()
 }
 
 /// Appends one frame to `out`; `payload_crc` is [`payload_crc`] of `payload`.
@@ -48,11 +58,8 @@ pub(crate) fn encode_frame(
     payload_crc: &crc32fast::Hasher,
 ) {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&lsn.to_le_bytes());
-    crc.combine(payload_crc);
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&frame_crc(lsn, payload_crc).to_le_bytes());
     out.extend_from_slice(&lsn.to_le_bytes());
     out.extend_from_slice(payload);
 }
@@ -221,10 +228,7 @@ fn read_segment(
         if read_full(&mut reader, &mut payload)? < len {
             return end(true);
         }
-        let mut check = crc32fast::Hasher::new();
-        check.update(&lsn_bytes);
-        check.update(&payload);
-        if check.finalize() != crc {
+        if frame_crc(lsn, &payload_crc(&payload)) != crc {
             return end(true);
         }
         records.push(Recovered { lsn, payload });

@@ -54,6 +54,17 @@ pub(crate) fn unix_millis(t: SystemTime) -> i64 {
     }
 }
 
+/// Inverse of [`unix_millis`].
+pub(crate) fn from_unix_millis(ms: i64) -> SystemTime {
+    let magnitude = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    }
+    .unwrap_or(UNIX_EPOCH)
+}
+
 /// The operating system's wall clock. The default everywhere.
 ///
 /// ```

@@ -222,9 +222,17 @@ pub enum ConfigError {
     /// A router pattern is not an event type, a `domain.*` wildcard or `*`.
     #[error("invalid handler pattern {0:?}: use `order.filled`, `order.*` or `*`")]
     InvalidPattern(String),
-    /// Two handlers were registered for the same pattern.
-    #[error("two handlers for the pattern {0:?}")]
+    /// The same pattern was registered twice (two handlers, or two backoffs).
+    #[error("the pattern {0:?} is registered twice")]
     DuplicatePattern(String),
+    /// A worker setting is out of range.
+    #[error("invalid worker setting `{setting}`: {reason}")]
+    InvalidWorkerSetting {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A scheme name that is not one of the presets.
     #[error(
         "unknown scheme `{0}`: expected one of standard, bluum, stripe, github, slack, shopify"

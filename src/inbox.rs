@@ -52,6 +52,8 @@ pub(crate) struct InboxInner {
     pub(crate) store: Box<dyn Store>,
     pub(crate) counters: Counters,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Serialises operator changes (replay, purge).
+    pub(crate) operator: std::sync::Mutex<()>,
 }
 
 impl Drop for InboxInner {
@@ -195,6 +197,7 @@ impl InboxBuilder {
                 store: Box::new(store),
                 counters: Counters::default(),
                 clock: self.clock,
+                operator: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -321,6 +324,7 @@ impl Inbox {
                 storage: get(&c.storage),
             },
             pending: counts.pending,
+            retrying: counts.retrying,
             dead: counts.dead,
             dedup_markers: counts.markers,
             disk_bytes: self.inner.store.disk_bytes(),
@@ -408,8 +412,11 @@ pub struct Stats {
     pub duplicates: u64,
     /// Deliveries refused, by reason.
     pub rejected: Rejections,
-    /// Events stored and not yet handled.
+    /// Events stored and not yet handled (retrying ones included; dead
+    /// letters not).
     pub pending: u64,
+    /// Pending events that failed at least once and wait for their next attempt.
+    pub retrying: u64,
     /// Events parked after failing for good.
     pub dead: u64,
     /// Dedup markers held (one per event id seen within the retention).

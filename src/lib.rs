@@ -105,22 +105,26 @@ mod backoff;
 mod clock;
 mod content;
 mod error;
+mod events;
 mod format;
 mod headers;
 mod identity;
 mod inbox;
 mod ingest;
+mod pattern;
 mod router;
 mod scheme;
 mod secret;
 mod sign;
 mod store;
 mod verify;
+mod worker;
 
 pub use backoff::{Backoff, Jitter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use content::SignedContent;
 pub use error::{ConfigError, HeaderProblem, VerifyError};
+pub use events::{AttemptError, EventQuery, EventState, Page, Replay, StoredEvent};
 pub use format::{SignatureEntries, SignatureEntry, SignatureFormat};
 pub use headers::HeaderSource;
 pub use identity::{EventProblem, MAX_ID_LEN, MAX_TYPE_LEN};
@@ -143,6 +147,7 @@ pub use verify::{
     DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_SIGNATURES, DEFAULT_TOLERANCE, Verified, Verifier,
     VerifierBuilder,
 };
+pub use worker::{Report, Worker, WorkerConfig, WorkerError, WorkerStats};
 
 #[cfg(test)]
 mod thread_safety {

@@ -3,7 +3,6 @@
 //! The router is what the worker calls for each due event; it can also be
 //! used (and tested) on its own.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -12,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 
 use crate::error::ConfigError;
+use crate::pattern::Patterns;
 
 /// An accepted event as a handler sees it.
 ///
@@ -52,6 +52,19 @@ impl Event {
             received_at: SystemTime::now(),
             attempt: 1,
             body,
+        }
+    }
+
+    /// A stored event, for its attempt number `attempt`.
+    pub(crate) fn stored(seq: u64, record: crate::store::EventRecord, attempt: u32) -> Self {
+        Self {
+            seq,
+            id: record.id,
+            source: record.source,
+            event_type: record.event_type,
+            received_at: crate::clock::from_unix_millis(record.received_at_ms),
+            attempt,
+            body: record.body,
         }
     }
 
@@ -304,8 +317,10 @@ pub enum UnknownTypes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Dispatch {
-    /// A handler ran (a panic inside it is reported as a retryable error).
+    /// A handler ran and returned this.
     Ran(HandlerResult),
+    /// The handler panicked (caught); the worker treats it as a retryable error.
+    Panicked(String),
     /// No handler matched; the router's policy says what to do.
     Unknown(UnknownTypes),
 }
@@ -327,10 +342,7 @@ pub enum Dispatch {
 /// # Ok::<(), webhook_inbox::ConfigError>(())
 /// ```
 pub struct Router {
-    exact: HashMap<String, Handler>,
-    /// `(prefix including the dot, handler)`, longest prefix first.
-    wildcards: Vec<(String, Handler)>,
-    fallback: Option<Handler>,
+    handlers: Patterns<Handler>,
     unknown: UnknownTypes,
 }
 
@@ -422,45 +434,15 @@ impl RouterBuilder {
     /// assert!(matches!(twice, Err(ConfigError::DuplicatePattern(_))));
     /// ```
     pub fn build(self) -> Result<Router, ConfigError> {
-        let mut router = Router {
-            exact: HashMap::new(),
-            wildcards: Vec::new(),
-            fallback: None,
-            unknown: self.unknown,
-        };
+        let mut handlers = Patterns::default();
         for (pattern, handler) in self.entries {
-            let taken = if pattern == "*" {
-                router.fallback.replace(handler).is_some()
-            } else if let Some(domain) = pattern.strip_suffix(".*") {
-                if !valid_name(domain) {
-                    return Err(ConfigError::InvalidPattern(pattern));
-                }
-                let prefix = format!("{domain}.");
-                let taken = router.wildcards.iter().any(|(p, _)| *p == prefix);
-                router.wildcards.push((prefix, handler));
-                taken
-            } else {
-                if !valid_name(&pattern) {
-                    return Err(ConfigError::InvalidPattern(pattern));
-                }
-                router.exact.insert(pattern.clone(), handler).is_some()
-            };
-            if taken {
-                return Err(ConfigError::DuplicatePattern(pattern));
-            }
+            handlers.insert(pattern, handler)?;
         }
-        router
-            .wildcards
-            .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
-        Ok(router)
+        Ok(Router {
+            handlers,
+            unknown: self.unknown,
+        })
     }
-}
-
-/// An event type name: not empty, no `*`, no spaces or control characters.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains('*')
-        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 impl Router {
@@ -477,8 +459,8 @@ impl Router {
         RouterBuilder::default()
     }
 
-    /// Runs the most specific handler for `event`, turning a panic into a
-    /// retryable error, or reports that none matched.
+    /// Runs the most specific handler for `event`, catching a panic, or
+    /// reports that none matched.
     ///
     /// ```
     /// use webhook_inbox::{Dispatch, Event, HandlerError, Router};
@@ -487,53 +469,30 @@ impl Router {
     ///     panic!("bug in the handler")
     /// }).build()?;
     /// let outcome = router.dispatch(&Event::new("e", "order.filled", b"{}".to_vec()));
-    /// assert!(matches!(outcome, Dispatch::Ran(Err(HandlerError::Retry { .. }))));
+    /// assert!(matches!(outcome, Dispatch::Panicked(what) if what == "bug in the handler"));
     /// # Ok::<(), webhook_inbox::ConfigError>(())
     /// ```
     pub fn dispatch(&self, event: &Event) -> Dispatch {
-        let Some(handler) = self.handler_for(event.event_type()) else {
+        let Some(handler) = self.handlers.get(event.event_type()) else {
             return Dispatch::Unknown(self.unknown);
         };
-        Dispatch::Ran(
-            catch_unwind(AssertUnwindSafe(|| handler(event))).unwrap_or_else(|panic| {
-                let what = panic
+        match catch_unwind(AssertUnwindSafe(|| handler(event))) {
+            Ok(result) => Dispatch::Ran(result),
+            Err(panic) => Dispatch::Panicked(
+                panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a non-string payload".to_owned());
-                Err(HandlerError::retry(format!("the handler panicked: {what}")))
-            }),
-        )
-    }
-
-    fn handler_for(&self, event_type: &str) -> Option<&Handler> {
-        self.exact
-            .get(event_type)
-            .or_else(|| {
-                self.wildcards
-                    .iter()
-                    .find(|(prefix, _)| event_type.starts_with(prefix.as_str()))
-                    .map(|(_, handler)| handler)
-            })
-            .or(self.fallback.as_ref())
+                    .unwrap_or_else(|| "a non-string payload".to_owned()),
+            ),
+        }
     }
 }
 
 impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut exact: Vec<&str> = self.exact.keys().map(String::as_str).collect();
-        exact.sort_unstable();
         f.debug_struct("Router")
-            .field("exact", &exact)
-            .field(
-                "wildcards",
-                &self
-                    .wildcards
-                    .iter()
-                    .map(|(p, _)| format!("{p}*"))
-                    .collect::<Vec<_>>(),
-            )
-            .field("fallback", &self.fallback.is_some())
+            .field("patterns", &self.handlers.names())
             .field("unknown", &self.unknown)
             .finish()
     }

@@ -8,6 +8,11 @@ pub(crate) mod wal;
 
 use std::time::{Duration, SystemTime};
 
+use crossbeam_channel::Receiver;
+
+pub(crate) use record::{EventRecord, Progress};
+pub(crate) use sled_store::lock;
+
 /// When `ingest` may return `Accepted`.
 ///
 /// ```
@@ -60,9 +65,62 @@ pub(crate) enum Insert {
 /// Counts the store keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct StoreCounts {
+    /// Accepted, not yet handled, not dead (retrying ones included).
     pub(crate) pending: u64,
+    /// Pending events that failed at least once.
+    pub(crate) retrying: u64,
     pub(crate) dead: u64,
     pub(crate) markers: u64,
+}
+
+/// Where a stored event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Never attempted, or attempted without a recorded outcome.
+    Fresh,
+    /// Failed at least once; a next attempt is scheduled.
+    Retrying,
+    /// Parked in the dead letters.
+    Dead,
+}
+
+impl Standing {
+    /// The standing a progress record gives (none: fresh).
+    pub(crate) fn of(progress: Option<&Progress>) -> Self {
+        match progress {
+            None => Self::Fresh,
+            Some(p) if p.dead_at_ms.is_some() => Self::Dead,
+            Some(_) => Self::Retrying,
+        }
+    }
+}
+
+/// A change to a stored event, logged and applied in order.
+#[derive(Debug, Clone)]
+pub(crate) enum Change {
+    /// Done with it (handled, or a dead letter purged): the event's body and
+    /// progress go, its dedup marker stays.
+    Forget { seq: u64, was: Standing },
+    /// Its new progress: a failed attempt, a burial, a replay.
+    Progress {
+        seq: u64,
+        was: Standing,
+        progress: Progress,
+    },
+}
+
+/// A stored event with its progress.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub(crate) seq: u64,
+    pub(crate) event: EventRecord,
+    pub(crate) progress: Option<Progress>,
+}
+
+impl Stored {
+    pub(crate) fn standing(&self) -> Standing {
+        Standing::of(self.progress.as_ref())
+    }
 }
 
 /// A storage failure. Ingest maps it to 503 so the sender retries later.
@@ -119,4 +177,50 @@ pub(crate) trait Store: Send + Sync {
 
     /// Makes everything durable and stops; later calls answer [`StoreError::Closed`].
     fn close(&self) -> Result<(), StoreError>;
+
+    /// Logs `changes` in order; returns once they are as durable as the
+    /// store's [`Durability`] says, with the LSN of the last one. Readers see
+    /// them once [`Store::applied_lsn`] has reached it.
+    fn record(&self, changes: &[Change]) -> Result<u64, StoreError>;
+
+    /// The last LSN whose change the readers below see.
+    fn applied_lsn(&self) -> u64;
+
+    /// Waits until everything recorded so far is visible to the readers below.
+    fn sync_applied(&self) -> Result<(), StoreError>;
+
+    /// A channel that gets a message after each applied batch (new events,
+    /// changes). One subscriber at a time: a new call replaces the last.
+    fn subscribe(&self) -> Receiver<()>;
+
+    /// Up to `limit` events after seq `after` in seq order, with their
+    /// progress, whatever their standing.
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError>;
+
+    /// Retrying events due at or before `until_ms`, by due time, skipping
+    /// seqs for which `skip` is true; up to `limit`.
+    fn due(
+        &self,
+        until_ms: i64,
+        limit: usize,
+        skip: &dyn Fn(u64) -> bool,
+    ) -> Result<Vec<Stored>, StoreError>;
+
+    /// The due time of the first retrying event `skip` does not exclude.
+    fn next_due(&self, skip: &dyn Fn(u64) -> bool) -> Result<Option<i64>, StoreError>;
+
+    /// Up to `limit` dead letters after seq `after`, in seq order.
+    fn dead_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError>;
+
+    /// The event stored under `seq`, if it is still stored.
+    fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError>;
+
+    /// The seqs under which event id `id` was accepted, from any source.
+    fn find(&self, id: &str) -> Result<Vec<u64>, StoreError>;
+
+    /// Takes the store's single worker slot; false if a worker holds it.
+    fn claim_worker(&self) -> bool;
+
+    /// Frees the worker slot.
+    fn release_worker(&self);
 }

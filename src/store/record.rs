@@ -6,8 +6,14 @@
 //! | `events` | seq (u64 BE) | format byte + bincode [`EventRecord`] |
 //! | `expiry` | accepted at (ms, sign-flipped BE) + first seq of the batch | format byte + bincode list of dedup keys |
 //! | `meta` | name | value |
+//! | `progress` | seq (u64 BE) | format byte + bincode [`Progress`] |
+//! | `due` | next attempt (ms, sign-flipped BE) + seq | empty |
+//! | `dead` | seq (u64 BE) | empty |
 //!
-//! `events` holds the events not yet handled, in acceptance order (seq order).
+//! `events` holds the events not yet handled (or dead), in acceptance order
+//! (seq order); completing an event deletes it there (its dedup marker stays).
+//! An event has a `progress` entry once an attempt failed; `due` indexes the
+//! retrying ones by next attempt time and `dead` the dead letters.
 //! `expiry` has one entry per applied batch, not per event, so the retention
 //! index costs a fraction of an insert per event. Big-endian, sign-flipped
 //! integers make sled's byte order the numeric order, so range scans walk by time.
@@ -18,8 +24,110 @@ use bincode::{Decode, Encode};
 /// than misread them.
 pub(crate) const FORMAT: u8 = 1;
 
-/// WAL payload kinds.
+/// WAL payload kind: an accepted event.
 pub(crate) const KIND_ACCEPT: u8 = 1;
+/// WAL payload kind: an event is done with (handled, or a dead letter purged):
+/// its body and progress go, its dedup marker stays.
+pub(crate) const KIND_FORGET: u8 = 2;
+/// WAL payload kind: an event's new [`Progress`] (a failed attempt, a dead
+/// letter, a replay). Replaying one sets, never adds, so replay is idempotent.
+pub(crate) const KIND_PROGRESS: u8 = 3;
+
+/// How many failed attempts an event's history keeps (the latest).
+pub(crate) const MAX_HISTORY: usize = 16;
+/// How many bytes of one error message the history keeps.
+pub(crate) const MAX_ERROR_LEN: usize = 1024;
+
+/// Where an event that failed at least once stands.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct Progress {
+    /// Attempts made (since the last replay).
+    pub(crate) attempts: u32,
+    /// When the next attempt is due (ms since the epoch); meaningless when dead.
+    pub(crate) next_at_ms: i64,
+    /// When it became a dead letter, if it is one.
+    pub(crate) dead_at_ms: Option<i64>,
+    /// The latest failures, oldest first (at most [`MAX_HISTORY`]).
+    pub(crate) errors: Vec<Failure>,
+}
+
+/// One failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct Failure {
+    pub(crate) attempt: u32,
+    pub(crate) at_ms: i64,
+    pub(crate) error: String,
+}
+
+impl Progress {
+    /// Appends a failure, keeping the history and each message bounded.
+    pub(crate) fn push_failure(&mut self, attempt: u32, at_ms: i64, error: &str) {
+        let mut end = error.len().min(MAX_ERROR_LEN);
+        while !error.is_char_boundary(end) {
+            end -= 1;
+        }
+        if self.errors.len() >= MAX_HISTORY {
+            self.errors.remove(0);
+        }
+        self.errors.push(Failure {
+            attempt,
+            at_ms,
+            error: error[..end].to_owned(),
+        });
+    }
+}
+
+/// The WAL payload that forgets event `seq`.
+pub(crate) fn forget_payload(seq: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(KIND_FORGET);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// The WAL payload that sets event `seq`'s progress.
+pub(crate) fn progress_payload(seq: u64, progress: &Progress) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(KIND_PROGRESS);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.push(FORMAT);
+    let _ = bincode::encode_into_std_write(progress, &mut out, config());
+    out
+}
+
+/// The seq of a forget or progress payload (after its kind byte), and the rest.
+pub(crate) fn split_seq(rest: &[u8]) -> Result<(u64, &[u8]), String> {
+    let (seq, rest) = rest
+        .split_first_chunk::<8>()
+        .ok_or_else(|| "log record too short for a sequence number".to_owned())?;
+    Ok((u64::from_be_bytes(*seq), rest))
+}
+
+/// Decodes a `progress` value (format byte + bincode).
+pub(crate) fn decode_progress(bytes: &[u8]) -> Result<Progress, String> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => bincode::decode_from_slice(rest, config())
+            .map(|(p, _)| p)
+            .map_err(|e| format!("undecodable progress record: {e}")),
+        Some((other, _)) => Err(format!("progress record in unknown format {other}")),
+        None => Err("empty progress record".to_owned()),
+    }
+}
+
+/// `due` key: next attempt time, then seq.
+pub(crate) fn due_key(next_at_ms: i64, seq: u64) -> [u8; 16] {
+    expiry_key(next_at_ms, seq)
+}
+
+/// The seq in a `due` key.
+pub(crate) fn due_seq(key: &[u8]) -> Option<u64> {
+    key.get(8..16)?.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// The time in a `due` key.
+pub(crate) fn due_at(key: &[u8]) -> Option<i64> {
+    Some(from_ordered_i64(key.get(..8)?.try_into().ok()?))
+}
 
 /// Everything the store keeps about one accepted event.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -106,7 +214,6 @@ pub(crate) fn ordered_i64(v: i64) -> [u8; 8] {
 }
 
 /// Inverse of [`ordered_i64`].
-#[cfg(test)]
 pub(crate) fn from_ordered_i64(bytes: [u8; 8]) -> i64 {
     (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
 }
@@ -174,6 +281,29 @@ mod tests {
         );
         assert!(decode_event(&[]).is_err());
         assert!(decode_event(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn progress_round_trips_and_history_is_bounded() {
+        let mut p = Progress {
+            attempts: 3,
+            next_at_ms: -5,
+            dead_at_ms: None,
+            errors: Vec::new(),
+        };
+        for n in 0..40 {
+            p.push_failure(n, i64::from(n), &"é".repeat(2000));
+        }
+        assert_eq!(p.errors.len(), MAX_HISTORY);
+        assert_eq!(p.errors[0].attempt, 40 - MAX_HISTORY as u32);
+        assert!(p.errors[0].error.len() <= MAX_ERROR_LEN);
+        let payload = progress_payload(77, &p);
+        assert_eq!(payload[0], KIND_PROGRESS);
+        let (seq, rest) = split_seq(&payload[1..]).unwrap();
+        assert_eq!((seq, decode_progress(rest).unwrap()), (77, p));
+        assert!(split_seq(&[1, 2]).is_err());
+        assert_eq!(due_seq(&due_key(-3, 9)), Some(9));
+        assert_eq!(due_at(&due_key(-3, 9)), Some(-3));
     }
 
     #[test]

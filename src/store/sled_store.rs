@@ -34,9 +34,11 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::record::{self, EventRecordRef};
+use super::record::{self, EventRecordRef, Progress};
 use super::wal::{self, WalWriter};
-use super::{Durability, Insert, NewEvent, Store, StoreCounts, StoreError};
+use super::{
+    Change, Durability, Insert, NewEvent, Standing, Store, StoreCounts, StoreError, Stored,
+};
 use crate::clock::{Clock, unix_millis};
 
 /// How often the background thread wakes (checkpoints, collection, buffered syncs).
@@ -82,20 +84,62 @@ struct Trees {
     events: sled::Tree,
     expiry: sled::Tree,
     meta: sled::Tree,
+    progress: sled::Tree,
+    due: sled::Tree,
+    dead: sled::Tree,
 }
 
-/// One event on its way from the log to sled.
+/// One log record on its way from the log to sled.
 struct Applied {
     lsn: u64,
+    /// The dedup key of an accepted event; empty for other kinds.
     key: Vec<u8>,
     received_ms: i64,
-    /// The log payload: a kind byte, then the value sled stores.
+    /// The log payload: a kind byte, then what it carries (for an accepted
+    /// event, the value sled stores).
     payload: Vec<u8>,
 }
 
 impl Applied {
     fn value(&self) -> &[u8] {
         self.payload.get(1..).unwrap_or_default()
+    }
+
+    fn is_accept(&self) -> bool {
+        self.payload.first() == Some(&record::KIND_ACCEPT)
+    }
+
+    /// A record read back from the log, checked to be one this version knows.
+    fn recovered(lsn: u64, payload: Vec<u8>) -> Result<Self, String> {
+        match payload.split_first() {
+            Some((&record::KIND_ACCEPT, value)) => {
+                let event = record::decode_event(value)?;
+                Ok(Self {
+                    lsn,
+                    key: record::dedup_key(&event.source, &event.id),
+                    received_ms: event.received_at_ms,
+                    payload,
+                })
+            }
+            Some((&record::KIND_FORGET, rest)) => {
+                record::split_seq(rest)?;
+                Ok(Self::change(lsn, payload))
+            }
+            Some((&record::KIND_PROGRESS, rest)) => {
+                record::decode_progress(record::split_seq(rest)?.1)?;
+                Ok(Self::change(lsn, payload))
+            }
+            _ => Err(format!("log record {lsn} of unknown kind")),
+        }
+    }
+
+    fn change(lsn: u64, payload: Vec<u8>) -> Self {
+        Self {
+            lsn,
+            key: Vec::new(),
+            received_ms: 0,
+            payload,
+        }
     }
 }
 
@@ -141,9 +185,14 @@ struct Shared {
     wal: Mutex<WalWriter>,
     settings: Settings,
     pending: AtomicU64,
+    retrying: AtomicU64,
+    dead: AtomicU64,
     markers: AtomicU64,
     applied_lsn: AtomicU64,
     to_applier: Sender<Option<Vec<Applied>>>,
+    /// Told after each applied batch (the worker's wake-up).
+    subscriber: Mutex<Option<Sender<()>>>,
+    worker: AtomicBool,
     stop: AtomicBool,
     /// Test seam: the applier treats the next batch as refused by sled.
     #[cfg(test)]
@@ -176,7 +225,7 @@ impl From<sled::Error> for OpenFailure {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks leaves consistent data (every critical
     // section is a handful of field updates), so a poisoned lock is still usable.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -196,6 +245,9 @@ impl SledStore {
             events: db.open_tree("events")?,
             expiry: db.open_tree("expiry")?,
             meta: db.open_tree("meta")?,
+            progress: db.open_tree("progress")?,
+            due: db.open_tree("due")?,
+            dead: db.open_tree("dead")?,
         };
         let (writer, recovered) = wal::open(&dir.join("wal")).map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidData => OpenFailure::Corrupt(e.to_string()),
@@ -204,19 +256,7 @@ impl SledStore {
         let mut replayed_last = 0;
         let mut chunk = Vec::new();
         for r in recovered {
-            let Some((&record::KIND_ACCEPT, value)) = r.payload.split_first() else {
-                return Err(OpenFailure::Corrupt(format!(
-                    "log record {} of unknown kind",
-                    r.lsn
-                )));
-            };
-            let event = record::decode_event(value).map_err(OpenFailure::Corrupt)?;
-            chunk.push(Applied {
-                lsn: r.lsn,
-                key: record::dedup_key(&event.source, &event.id),
-                received_ms: event.received_at_ms,
-                payload: r.payload,
-            });
+            chunk.push(Applied::recovered(r.lsn, r.payload).map_err(OpenFailure::Corrupt)?);
             replayed_last = r.lsn;
             if chunk.len() == 1024 {
                 apply_batch(&trees, &std::mem::take(&mut chunk))?;
@@ -231,7 +271,9 @@ impl SledStore {
         let last = writer.last_lsn().max(replayed_last).max(stored_last);
         trees.meta.insert(b"applied_lsn", &last.to_be_bytes())?;
 
-        let pending = trees.events.len() as u64;
+        let dead = trees.dead.len() as u64;
+        let pending = (trees.events.len() as u64).saturating_sub(dead);
+        let retrying = (trees.progress.len() as u64).saturating_sub(dead);
         let markers = trees.dedup.len() as u64;
         let (to_applier, from_log) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
@@ -247,9 +289,13 @@ impl SledStore {
             wal: Mutex::new(writer),
             settings,
             pending: AtomicU64::new(pending),
+            retrying: AtomicU64::new(retrying),
+            dead: AtomicU64::new(dead),
             markers: AtomicU64::new(markers),
             applied_lsn: AtomicU64::new(last),
             to_applier,
+            subscriber: Mutex::new(None),
+            worker: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             #[cfg(test)]
             fail_next_apply: AtomicBool::new(false),
@@ -384,10 +430,12 @@ impl Store for SledStore {
     }
 
     fn counts(&self) -> StoreCounts {
+        let get = |a: &AtomicU64| a.load(Ordering::SeqCst);
         StoreCounts {
-            pending: self.shared.pending.load(Ordering::SeqCst),
-            dead: 0,
-            markers: self.shared.markers.load(Ordering::SeqCst),
+            pending: get(&self.shared.pending),
+            retrying: get(&self.shared.retrying),
+            dead: get(&self.shared.dead),
+            markers: get(&self.shared.markers),
         }
     }
 
@@ -401,25 +449,249 @@ impl Store for SledStore {
             }
         }
     }
+
+    fn record(&self, changes: &[Change]) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        let payloads: Vec<(Vec<u8>, crc32fast::Hasher)> = changes
+            .iter()
+            .map(|change| {
+                let payload = match change {
+                    Change::Forget { seq, .. } => record::forget_payload(*seq),
+                    Change::Progress { seq, progress, .. } => {
+                        record::progress_payload(*seq, progress)
+                    }
+                };
+                let crc = wal::payload_crc(&payload);
+                (payload, crc)
+            })
+            .collect();
+        let mut core = lock(&shared.core);
+        if core.closed {
+            return Err(StoreError::Closed);
+        }
+        if let Some(reason) = &core.poisoned {
+            return Err(StoreError::Poisoned(reason.clone()));
+        }
+        let mut last = core.next_lsn - 1;
+        for (payload, crc) in payloads {
+            last = core.next_lsn;
+            core.next_lsn += 1;
+            wal::encode_frame(&mut core.buffer, last, &payload, &crc);
+            core.batch.push(Applied::change(last, payload));
+        }
+        drop(core);
+        if shared.settings.durability == Durability::Fsync {
+            shared.wait_durable(last)?;
+        }
+        for change in changes {
+            let (was, now) = match change {
+                Change::Forget { was, .. } => (*was, None),
+                Change::Progress { was, progress, .. } => {
+                    (*was, Some(Standing::of(Some(progress))))
+                }
+            };
+            shared.count(was, -1);
+            if let Some(now) = now {
+                shared.count(now, 1);
+            }
+        }
+        Ok(last)
+    }
+
+    fn applied_lsn(&self) -> u64 {
+        self.shared.applied_lsn.load(Ordering::SeqCst)
+    }
+
+    fn sync_applied(&self) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        let target = lock(&shared.core).next_lsn - 1;
+        shared.wait_durable(target)?;
+        while shared.applied_lsn.load(Ordering::SeqCst) < target {
+            if let Some(reason) = &lock(&shared.core).poisoned {
+                return Err(StoreError::Poisoned(reason.clone()));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self) -> Receiver<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        *lock(&self.shared.subscriber) = Some(tx);
+        rx
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let trees = &self.shared.trees;
+        let mut out = Vec::new();
+        let Some(from) = after.checked_add(1) else {
+            return Ok(out);
+        };
+        for item in trees.events.range(from.to_be_bytes()..).take(limit) {
+            let (key, value) = item?;
+            let seq = seq_of(&key)?;
+            out.push(Stored {
+                seq,
+                event: record::decode_event(&value).map_err(StoreError::Corrupt)?,
+                progress: self.shared.progress_of(seq)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn due(
+        &self,
+        until_ms: i64,
+        limit: usize,
+        skip: &dyn Fn(u64) -> bool,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .shared
+            .trees
+            .due
+            .range(..=record::due_key(until_ms, u64::MAX))
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = item?;
+            let (Some(seq), Some(at)) = (record::due_seq(&key), record::due_at(&key)) else {
+                continue;
+            };
+            if skip(seq) {
+                continue;
+            }
+            // The applier may be moving this event's entry right now: take it
+            // only when the progress agrees with the index.
+            if let Some(stored) = self.get(seq)?
+                && stored
+                    .progress
+                    .as_ref()
+                    .is_some_and(|p| p.dead_at_ms.is_none() && p.next_at_ms == at)
+            {
+                out.push(stored);
+            }
+        }
+        Ok(out)
+    }
+
+    fn next_due(&self, skip: &dyn Fn(u64) -> bool) -> Result<Option<i64>, StoreError> {
+        for item in self.shared.trees.due.iter() {
+            let (key, _) = item?;
+            if let (Some(seq), Some(at)) = (record::due_seq(&key), record::due_at(&key))
+                && !skip(seq)
+            {
+                return Ok(Some(at));
+            }
+        }
+        Ok(None)
+    }
+
+    fn dead_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let mut out = Vec::new();
+        let Some(from) = after.checked_add(1) else {
+            return Ok(out);
+        };
+        for item in self.shared.trees.dead.range(from.to_be_bytes()..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = item?;
+            if let Some(stored) = self.get(seq_of(&key)?)?
+                && stored.standing() == Standing::Dead
+            {
+                out.push(stored);
+            }
+        }
+        Ok(out)
+    }
+
+    fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError> {
+        let Some(value) = self.shared.trees.events.get(seq.to_be_bytes())? else {
+            return Ok(None);
+        };
+        Ok(Some(Stored {
+            seq,
+            event: record::decode_event(&value).map_err(StoreError::Corrupt)?,
+            progress: self.shared.progress_of(seq)?,
+        }))
+    }
+
+    fn find(&self, id: &str) -> Result<Vec<u64>, StoreError> {
+        // Dedup keys are `source NUL id`: visit each source once, jumping
+        // past it, and look the id up under it.
+        let dedup = &self.shared.trees.dedup;
+        let mut seqs = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        while let Some(item) = dedup.range(from.as_slice()..).next() {
+            let (key, _) = item?;
+            let source = key.split(|&b| b == 0).next().unwrap_or_default();
+            let mut wanted = source.to_vec();
+            wanted.push(0);
+            wanted.extend_from_slice(id.as_bytes());
+            if let Some(value) = dedup.get(&wanted)? {
+                seqs.extend(record::dedup_seq(&value));
+            }
+            from = source.to_vec();
+            from.push(1);
+        }
+        Ok(seqs)
+    }
+
+    fn claim_worker(&self) -> bool {
+        !self.shared.worker.swap(true, Ordering::SeqCst)
+    }
+
+    fn release_worker(&self) {
+        self.shared.worker.store(false, Ordering::SeqCst);
+    }
 }
 
-/// Writes a batch of events into sled, skipping any whose dedup marker exists
-/// (so replaying the log is idempotent), plus one retention entry for the
-/// batch. Returns how many events were new.
+/// Writes a batch of log records into sled: accepted events (skipping any
+/// whose dedup marker exists, so replaying the log is idempotent) with one
+/// retention entry for the batch, forgotten events, progress changes (both
+/// idempotent too). Returns how many events were new.
 fn apply_batch(trees: &Trees, batch: &[Applied]) -> sled::Result<u64> {
     let mut fresh: Vec<&[u8]> = Vec::with_capacity(batch.len());
+    let mut first_fresh = None;
     for a in batch {
-        if trees.dedup.contains_key(&a.key)? {
-            continue;
+        match a.payload.split_first() {
+            Some((&record::KIND_ACCEPT, _)) => {
+                if trees.dedup.contains_key(&a.key)? {
+                    continue;
+                }
+                trees.events.insert(a.lsn.to_be_bytes(), a.value())?;
+                // The marker goes after the event: it is what says "this event is applied".
+                trees
+                    .dedup
+                    .insert(a.key.as_slice(), &record::dedup_value(a.lsn, a.received_ms))?;
+                first_fresh.get_or_insert(a);
+                fresh.push(&a.key);
+            }
+            Some((&record::KIND_FORGET, rest)) => {
+                let (seq, _) = record::split_seq(rest).map_err(sled::Error::Unsupported)?;
+                let key = seq.to_be_bytes();
+                if let Some(old) = trees.progress.get(key)? {
+                    unindex(trees, seq, &old)?;
+                    trees.progress.remove(key)?;
+                }
+                trees.events.remove(key)?;
+            }
+            Some((&record::KIND_PROGRESS, rest)) => {
+                let (seq, value) = record::split_seq(rest).map_err(sled::Error::Unsupported)?;
+                let progress = record::decode_progress(value).map_err(sled::Error::Unsupported)?;
+                set_progress(trees, seq, value, &progress)?;
+            }
+            _ => {
+                return Err(sled::Error::Unsupported(format!(
+                    "log record {} of unknown kind",
+                    a.lsn
+                )));
+            }
         }
-        trees.events.insert(a.lsn.to_be_bytes(), a.value())?;
-        // The marker goes after the event: it is what says "this event is applied".
-        trees
-            .dedup
-            .insert(a.key.as_slice(), &record::dedup_value(a.lsn, a.received_ms))?;
-        fresh.push(&a.key);
     }
-    if let Some(first) = batch.first().filter(|_| !fresh.is_empty()) {
+    if let Some(first) = first_fresh {
         trees.expiry.insert(
             record::expiry_key(first.received_ms, first.lsn),
             record::encode_keys(&fresh),
@@ -431,7 +703,76 @@ fn apply_batch(trees: &Trees, batch: &[Applied]) -> sled::Result<u64> {
     Ok(fresh.len() as u64)
 }
 
+/// Sets an event's progress and its index entry (`due` or `dead`). The old
+/// index entry goes first and the new one last, so a crash anywhere in
+/// between leaves nothing a replay of the same record does not mend. An event
+/// no longer stored (handled or purged later in the log) is left alone.
+fn set_progress(trees: &Trees, seq: u64, value: &[u8], progress: &Progress) -> sled::Result<()> {
+    let key = seq.to_be_bytes();
+    if !trees.events.contains_key(key)? {
+        return Ok(());
+    }
+    if let Some(old) = trees.progress.get(key)? {
+        unindex(trees, seq, &old)?;
+    }
+    trees.progress.insert(key, value)?;
+    if progress.dead_at_ms.is_some() {
+        trees.dead.insert(key, &[])?;
+    } else {
+        trees
+            .due
+            .insert(record::due_key(progress.next_at_ms, seq), &[])?;
+    }
+    Ok(())
+}
+
+/// Removes the index entry of an event's old progress.
+fn unindex(trees: &Trees, seq: u64, old: &[u8]) -> sled::Result<()> {
+    let old = record::decode_progress(old).map_err(sled::Error::Unsupported)?;
+    if old.dead_at_ms.is_some() {
+        trees.dead.remove(seq.to_be_bytes())?;
+    } else {
+        trees.due.remove(record::due_key(old.next_at_ms, seq))?;
+    }
+    Ok(())
+}
+
+/// Adds `delta` (which may be negative) to a counter, saturating at 0.
+fn add(counter: &AtomicU64, delta: i64) {
+    let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+        Some(v.saturating_add_signed(delta))
+    });
+}
+
+/// The seq a big-endian key holds.
+fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("a sequence key is not 8 bytes".to_owned()))
+}
+
 impl Shared {
+    fn progress_of(&self, seq: u64) -> Result<Option<Progress>, StoreError> {
+        self.trees
+            .progress
+            .get(seq.to_be_bytes())?
+            .map(|v| record::decode_progress(&v))
+            .transpose()
+            .map_err(StoreError::Corrupt)
+    }
+
+    /// Counts an event into (`delta` 1) or out of (-1) a standing.
+    fn count(&self, standing: Standing, delta: i64) {
+        match standing {
+            Standing::Fresh => add(&self.pending, delta),
+            Standing::Retrying => {
+                add(&self.pending, delta);
+                add(&self.retrying, delta);
+            }
+            Standing::Dead => add(&self.dead, delta),
+        }
+    }
+
     /// The seq under which `key` is stored in sled, if it is.
     fn stored_seq(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
         Ok(self
@@ -543,7 +884,8 @@ impl Shared {
             }
             Err((synced_failed, e)) => {
                 core.forget_in_flight(&batch);
-                self.pending.fetch_sub(batch.len() as u64, Ordering::SeqCst);
+                let accepts = batch.iter().filter(|a| a.is_accept()).count();
+                self.pending.fetch_sub(accepts as u64, Ordering::SeqCst);
                 // Failed ranges are kept for good (waiters may still look), merged
                 // when contiguous: one entry per episode of failures, not per batch.
                 match core.failed.last_mut() {
@@ -595,6 +937,9 @@ impl Shared {
                 self.applied_lsn.store(last.lsn, Ordering::SeqCst);
             }
             lock(&self.core).forget_in_flight(&batch);
+            if let Some(tx) = lock(&self.subscriber).as_ref() {
+                let _ = tx.try_send(());
+            }
         }
     }
 

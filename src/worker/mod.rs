@@ -349,6 +349,10 @@ pub enum WorkerError {
     /// A thread could not be started.
     #[error("could not start a worker thread: {0}")]
     Spawn(std::io::Error),
+    /// The scheduler thread panicked (a bug): the outcomes it had not recorded
+    /// run again after a restart.
+    #[error("the worker's scheduler thread panicked")]
+    SchedulerPanicked,
     /// Handlers were still running when the shutdown timeout passed. Their
     /// outcomes are not recorded: those events run again after a restart.
     #[error("{still_running} handlers were still running at the shutdown timeout")]
@@ -484,9 +488,7 @@ impl Worker {
         };
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.poke.try_send(());
-        handle
-            .join()
-            .unwrap_or_else(|_| Err(WorkerError::Store(StoreError::Closed)))
+        handle.join().unwrap_or(Err(WorkerError::SchedulerPanicked))
     }
 }
 

@@ -349,9 +349,7 @@ impl Scheduler {
                 report,
                 Report::Handled | Report::Skipped | Report::Kept | Report::DeadLettered { .. }
             );
-            if let Some(observer) = &self.config.observer {
-                observer(&job.event, &report);
-            }
+            self.tell(&job.event, &report);
             if releases && let Some(key) = &job.key {
                 self.release(key, job.seq, now_ms);
             }
@@ -449,6 +447,16 @@ impl Scheduler {
         (Some(change), report)
     }
 
+    /// Passes a report to the observer; a panic in it is caught (the
+    /// scheduler must go on).
+    fn tell(&self, event: &Event, report: &Report) {
+        if let Some(observer) = &self.config.observer {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                observer(event, report);
+            }));
+        }
+    }
+
     fn count(&self, report: &Report) {
         let c: &AtomicU64 = match report {
             Report::Handled => &self.counters.handled,
@@ -494,7 +502,7 @@ impl Scheduler {
             let report = Report::Slow { running_for };
             self.count(&report);
             match &self.config.observer {
-                Some(observer) => observer(&event, &report),
+                Some(_) => self.tell(&event, &report),
                 None => eprintln!(
                     "webhook-inbox: warning: the handler for `{}` ({}, attempt {}) has run for {:.1?}",
                     event.event_type(),

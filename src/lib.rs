@@ -5,7 +5,9 @@
 //! arrives more than once and forged or replayed requests must be turned away.
 //! One synchronous call, [`Ingestor::ingest`], verifies the signature over the
 //! raw bytes, drops duplicates and makes the event durable before your HTTP
-//! handler answers.
+//! handler answers. A [`Worker`] then runs your handlers on the stored events,
+//! retrying failures on a persisted schedule and parking what keeps failing as
+//! dead letters you can list and replay.
 //!
 //! The types you meet:
 //!
@@ -18,19 +20,37 @@
 //!   [`Scheme::github`], [`Scheme::slack`], [`Scheme::shopify`]; or
 //!   [`Scheme::custom`]). Usable alone when you only need verification.
 //! - [`Signer`] — produces the headers a sender would attach (for tests and tools).
-//! - [`Router`] and [`Backoff`] — handlers by event type (exact, `domain.*`,
-//!   fallback; typed payloads) and retry schedules. The worker that will drive
-//!   them from the inbox, with persisted retries and dead letters, is not built
-//!   yet: today `Router::dispatch` runs one event.
+//! - [`Router`] — handlers by event type (exact, `domain.*`, fallback; typed
+//!   payloads); each returns `Ok`, a retryable, retry-after or permanent
+//!   [`HandlerError`].
+//! - [`Worker`] and [`WorkerConfig`] — threads, [`Backoff`] (exponential with
+//!   jitter, or a ladder such as [`Backoff::bluum`]), per-key ordering,
+//!   slow-handler reports, graceful shutdown.
+//! - [`Inbox::events`], [`Inbox::event`], [`Inbox::replay`],
+//!   [`Inbox::purge_dead`] — what is pending, retrying or dead, and what to do
+//!   about it.
 //!
 //! ```
-//! use webhook_inbox::{Inbox, Ingested, Reply, Scheme, Signer, Verifier};
+//! use webhook_inbox::{
+//!     Event, HandlerError, Inbox, Ingested, Reply, Router, Scheme, Signer, Verifier, Worker,
+//!     WorkerConfig,
+//! };
 //!
 //! # let dir = std::env::temp_dir().join(format!("crate-doc-{}", std::process::id()));
-//! // At start-up: the inbox, and an ingestor per provider. Bad secrets fail here.
+//! // At start-up: the inbox, an ingestor per provider (bad secrets fail here),
+//! // and the worker with your handlers.
 //! let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 //! let inbox = Inbox::open(&dir)?;
 //! let bluum = inbox.ingestor(Verifier::new(Scheme::bluum(), [secret])?).build()?;
+//! let router = Router::builder()
+//!     .on("order.filled", |e: &Event| {
+//!         let order: serde_json::Value = e.data()?; // or your own serde type
+//!         println!("order {} filled (event {}, attempt {})", order["id"], e.id(), e.attempt());
+//!         Ok(())
+//!     })
+//!     .on("transfer.*", |_e: &Event| Err(HandlerError::retry("ledger unavailable")))
+//!     .build()?;
+//! let worker = Worker::start(&inbox, router, WorkerConfig::default())?;
 //!
 //! // A delivery as Bluum would send it (here signed locally).
 //! let body = br#"{"event":"order.filled","timestamp":"2026-11-28T12:00:00Z","data":{"id":"ord_1"}}"#;
@@ -42,6 +62,9 @@
 //! assert!(matches!(outcome, Ok(Ingested::Accepted { .. })));    // durable: answer 200
 //! let reply = Reply::from(&bluum.ingest(&headers, body));       // the sender retried
 //! assert_eq!((reply.status, reply.body.as_str()), (200, "duplicate"));
+//!
+//! // At shutdown: running handlers finish and their outcomes are recorded.
+//! worker.shutdown()?;
 //! # drop(bluum); inbox.close()?; std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -74,6 +97,14 @@
 //! - **Bounded work.** Header values over 8 KiB and more than 16 signatures are
 //!   refused before any MAC is computed. The signature-header parser
 //!   ([`SignatureFormat::entries`]) allocates nothing and is fuzzed.
+//! - **At-least-once handling, never lost.** An accepted event is handed to
+//!   its handler until it succeeds, becomes a dead letter, or the router's
+//!   unknown-type policy completes it. A crash mid-handler means it runs again
+//!   after restart (handlers get the event id to be idempotent). Once its
+//!   success is recorded (durably, before the observer hears of it) it never
+//!   runs again.
+//! - **Retry state is on disk.** Attempt count, next attempt time and the
+//!   error history survive restarts.
 //! - **No panics on input, no secrets in output.** [`Secret`] and [`Verifier`]
 //!   print no key material.
 //!
@@ -90,7 +121,8 @@
 //! - Threading: [`Inbox`], [`Ingestor`], [`Verifier`] and [`Signer`] are
 //!   `Send + Sync`; share them across request handlers. `ingest` blocks for
 //!   about one `fdatasync`: call it from `spawn_blocking` in async frameworks.
-//! - One process per store directory: a second opener gets [`OpenError::InUse`].
+//! - One process per store directory: a second opener gets [`OpenError::InUse`];
+//!   one worker per inbox: a second gets [`WorkerError::AlreadyRunning`].
 //! - No `unsafe` code.
 //! - Features: `http` (default) implements [`HeaderSource`] for `http::HeaderMap`;
 //!   `cli` builds the `webhook-inbox` command-line tool.

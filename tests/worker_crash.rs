@@ -34,7 +34,9 @@ const PER_THREAD: usize = 300;
 type Out = Arc<Mutex<std::io::Stdout>>;
 
 fn say(out: &Out, tag: &str, id: &str) {
-    let mut out = out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = out
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let _ = writeln!(out, "{tag} {id}");
     let _ = out.flush();
 }
@@ -164,7 +166,12 @@ fn kill_9_while_working_never_runs_a_recorded_success_again() {
             })
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !round_lines.lock().unwrap().iter().any(|l| l.contains("READY")) {
+        while !round_lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("READY"))
+        {
             assert!(Instant::now() < deadline, "child never became ready");
             std::thread::sleep(Duration::from_millis(2));
         }

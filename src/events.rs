@@ -283,9 +283,14 @@ impl EventQuery {
     }
 }
 
+/// The router's rule: `*` matches every type, `domain.*` the types under
+/// `domain.`, anything else only itself.
 fn type_matches(pattern: &str, event_type: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => event_type.starts_with(prefix),
+    match pattern.strip_suffix(".*") {
+        _ if pattern == "*" => true,
+        Some(domain) => event_type
+            .strip_prefix(domain)
+            .is_some_and(|rest| rest.starts_with('.')),
         None => pattern == event_type,
     }
 }
@@ -413,7 +418,8 @@ impl Inbox {
 
     /// Puts dead letters back to work: due now, attempts counted afresh,
     /// error history kept. A running worker picks them up at once. Returns
-    /// how many were replayed (events that are not dead letters are left alone).
+    /// how many were replayed (events that are not dead letters are left
+    /// alone, so after an error part-way, calling again finishes the job).
     ///
     /// ```
     /// use webhook_inbox::{Inbox, Replay};
@@ -472,8 +478,9 @@ impl Inbox {
         })
     }
 
-    /// Records `change` for each dead letter `which` selects (one operator
-    /// change at a time, so none counts an event twice).
+    /// Records `change` for each dead letter `which` selects, a page at a
+    /// time (one operator change at a time, so none counts an event twice).
+    /// Idempotent: after a failure part-way, calling again finishes the job.
     fn change_dead(
         &self,
         which: &Replay,
@@ -483,8 +490,9 @@ impl Inbox {
         let _one_at_a_time = lock(&inner.operator);
         let store = inner.store.as_ref();
         store.sync_applied()?;
-        let mut changes = Vec::new();
+        let mut done = 0;
         if let Replay::Id(id) = which {
+            let mut changes = Vec::new();
             for seq in store.find(id)? {
                 if let Some(stored) = store.get(seq)?
                     && stored.standing() == Standing::Dead
@@ -492,11 +500,14 @@ impl Inbox {
                     changes.extend(change(stored));
                 }
             }
+            store.record(&changes)?;
+            done = changes.len();
         } else {
             let mut cursor = 0;
             loop {
                 let batch = store.dead_after(cursor, STEP)?;
                 let exhausted = batch.len() < STEP;
+                let mut changes = Vec::new();
                 for stored in batch {
                     cursor = stored.seq;
                     let wanted = match which {
@@ -507,15 +518,14 @@ impl Inbox {
                         changes.extend(change(stored));
                     }
                 }
+                store.record(&changes)?;
+                done += changes.len();
                 if exhausted {
                     break;
                 }
             }
         }
-        for chunk in changes.chunks(STEP) {
-            store.record(chunk)?;
-        }
         store.sync_applied()?;
-        Ok(changes.len())
+        Ok(done)
     }
 }

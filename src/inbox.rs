@@ -103,8 +103,9 @@ impl InboxBuilder {
     }
 
     /// How long a dedup marker is kept after its event was accepted; a delivery
-    /// of the same id after that is accepted again. Defaults to
-    /// [`DEFAULT_RETENTION`] (7 days).
+    /// of the same id after that is accepted again. A marker whose event is
+    /// still stored (pending, retrying, dead) is kept until one retention
+    /// after the event is gone. Defaults to [`DEFAULT_RETENTION`] (7 days).
     ///
     /// ```
     /// use std::time::Duration;

@@ -83,7 +83,8 @@
 //! - **A duplicate is a no-op.** The dedup key is (source, event id); a
 //!   duplicate of an event still being written waits until it is durable, so a
 //!   200 always means "on disk". Markers are kept for the retention (7 days by
-//!   default) and then collected.
+//!   default) and then collected — but never while their event is still
+//!   stored (pending, retrying or dead).
 //! - **Raw bytes.** Signatures are checked over the body exactly as received;
 //!   bodies that are not UTF-8 verify too. Never re-serialise JSON before verifying.
 //! - **Constant time, length first.** Signatures are decoded and compared with

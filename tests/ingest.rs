@@ -375,6 +375,14 @@ fn markers_expire_after_the_retention_and_stay_bounded() {
         .build()
         .unwrap();
     let signer = common::signer();
+    // Markers of events still stored are kept; a worker handles them.
+    let router = webhook_inbox::Router::builder()
+        .on("*", |_e: &webhook_inbox::Event| Ok(()))
+        .build()
+        .unwrap();
+    let worker =
+        webhook_inbox::Worker::start(&inbox, router, webhook_inbox::WorkerConfig::default())
+            .unwrap();
     let mut peak = 0;
     for hour in 0..6u64 {
         for i in 0..200 {
@@ -383,8 +391,13 @@ fn markers_expire_after_the_retention_and_stay_bounded() {
             accepted(ingestor.ingest(&signer.sign(&id, clock.unix_seconds(), &body), &body));
         }
         clock.advance(Duration::from_secs(3600 + 1));
-        // Give the applier a moment, then collect what is past the retention.
-        std::thread::sleep(Duration::from_millis(50));
+        // Let the worker finish them, then collect what is past the retention.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while inbox.stats().pending > 0 {
+            assert!(std::time::Instant::now() < deadline, "never handled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        inbox.events(&webhook_inbox::EventQuery::all()).unwrap(); // waits for the store to apply
         inbox.collect_expired().unwrap();
         peak = peak.max(inbox.stats().dedup_markers);
     }
@@ -394,6 +407,7 @@ fn markers_expire_after_the_retention_and_stay_bounded() {
     // A delivery of an expired id is accepted again.
     let body = bluum_body("order.filled", 0);
     accepted(ingestor.ingest(&signer.sign("evt_0_0", clock.unix_seconds(), &body), &body));
+    worker.shutdown().unwrap();
 }
 
 proptest! {

@@ -339,10 +339,12 @@ fn events_with_the_same_key_run_in_order() {
     let seen = Arc::new(Mutex::new(Vec::<(String, u64)>::new()));
     let running = Arc::new(Mutex::new(Vec::<String>::new()));
     let failed_once = Arc::new(AtomicBool::new(false));
-    let (log, busy, failed) = (
+    let overlapped = Arc::new(AtomicBool::new(false));
+    let (log, busy, failed, overlap) = (
         Arc::clone(&seen),
         Arc::clone(&running),
         Arc::clone(&failed_once),
+        Arc::clone(&overlapped),
     );
     let router = Router::builder()
         .on("*", move |e: &Event| {
@@ -356,7 +358,9 @@ fn events_with_the_same_key_run_in_order() {
                 .unwrap_or(0);
             {
                 let mut busy = busy.lock().unwrap();
-                assert!(!busy.contains(&key), "two events of {key} at once");
+                if busy.contains(&key) {
+                    overlap.store(true, Ordering::SeqCst);
+                }
                 busy.push(key.clone());
             }
             std::thread::sleep(Duration::from_micros(300 * (n % 5)));
@@ -386,7 +390,12 @@ fn events_with_the_same_key_run_in_order() {
         .ordering_key("/data/investor_id");
     let worker = Worker::start(&inbox, router, config).unwrap();
     wait_for("80 handled", || worker.stats().handled == 80);
+    assert_eq!(worker.stats().panics, 0);
     worker.shutdown().unwrap();
+    assert!(
+        !overlapped.load(Ordering::SeqCst),
+        "two events of one key ran at once"
+    );
     let seen = seen.lock().unwrap();
     for key in keys {
         let order: Vec<u64> = seen
@@ -447,6 +456,7 @@ fn retry_state_survives_a_restart() {
         inbox.close().unwrap();
     }
     let inbox = manual_inbox(&dir, &clock);
+    assert_eq!((inbox.stats().pending, inbox.stats().retrying), (1, 1));
     let event = inbox.event("evt_1").unwrap().unwrap();
     assert_eq!((event.state, event.attempts), (EventState::Retrying, 1));
     assert_eq!(event.next_attempt, Some(first_due));
@@ -615,4 +625,132 @@ fn dead_letters_are_listed_by_type_and_page_replayed_by_type_and_purged() {
             .unwrap(),
         Ingested::Duplicate { id: "evt_1".into() }
     );
+}
+
+/// After a restart, a retrying event still holds its key: a newer event of
+/// the same key waits for it, other keys do not.
+#[test]
+fn a_retrying_event_holds_its_key_across_a_restart() {
+    let dir = TempDir::new("worker-order-restart");
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let config = || {
+        WorkerConfig::default()
+            .ordering_key("/data/investor_id")
+            .backoff(Backoff::ladder([seconds(60); 3]))
+    };
+    {
+        let inbox = manual_inbox(&dir, &clock);
+        let router = Router::builder()
+            .on("*", |_e: &Event| Err(HandlerError::retry("down")))
+            .build()
+            .unwrap();
+        let worker = Worker::start(&inbox, router, config()).unwrap();
+        send(&bluum(&inbox), "first", "order.filled", 1);
+        wait_for("first failed", || worker.stats().retried == 1);
+        worker.shutdown().unwrap();
+        inbox.close().unwrap();
+    }
+    let inbox = manual_inbox(&dir, &clock);
+    let ingestor = bluum(&inbox);
+    send(&ingestor, "second", "order.filled", 2); // same investor: waits
+    let body = bluum_body("order.filled", 3).replace_inv("inv_other");
+    ingestor
+        .ingest(&bluum_headers("other", &body), &body)
+        .unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&order);
+    let router = Router::builder()
+        .on("*", move |e: &Event| {
+            log.lock().unwrap().push(e.id().to_owned());
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let worker = Worker::start(&inbox, router, config()).unwrap();
+    wait_for("the other key", || worker.stats().handled == 1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(*order.lock().unwrap(), ["other"]);
+    clock.advance(seconds(60));
+    wait_for("both", || worker.stats().handled == 3);
+    worker.shutdown().unwrap();
+    assert_eq!(*order.lock().unwrap(), ["other", "first", "second"]);
+}
+
+/// A dead letter outlives the dedup retention: its marker stays while it is
+/// stored, so it can be shown, replayed by id, and a redelivery is a duplicate.
+#[test]
+fn dead_letters_keep_their_marker_past_the_retention() {
+    let dir = TempDir::new("worker-dead-retention");
+    let clock = ManualClock::at_unix(1_800_000_000);
+    let inbox = Inbox::builder(dir.path())
+        .clock(clock.clone())
+        .retention(seconds(3600))
+        .open()
+        .unwrap();
+    let router = Router::builder()
+        .on("*", |e: &Event| {
+            if e.id() == "dead" {
+                Err(HandlerError::permanent("no"))
+            } else {
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let worker = Worker::start(&inbox, router, WorkerConfig::default()).unwrap();
+    let ingestor = bluum(&inbox);
+    send(&ingestor, "dead", "order.filled", 1);
+    send(&ingestor, "done", "order.filled", 2);
+    wait_for("both", || {
+        let s = worker.stats();
+        s.handled == 1 && s.dead_lettered == 1
+    });
+    clock.advance(seconds(7200));
+    assert_eq!(inbox.collect_expired().unwrap(), 1); // the handled one's marker only
+    assert_eq!(inbox.stats().dedup_markers, 1);
+    assert!(inbox.event("dead").unwrap().is_some());
+    let body = bluum_body("order.filled", 1);
+    assert_eq!(
+        ingestor
+            .ingest(&bluum_headers("dead", &body), &body)
+            .unwrap(),
+        Ingested::Duplicate { id: "dead".into() }
+    );
+    // Still kept at the next collection, then gone one retention after the purge.
+    clock.advance(seconds(7200));
+    assert_eq!(inbox.collect_expired().unwrap(), 0);
+    assert_eq!(inbox.purge_dead(None).unwrap(), 1);
+    clock.advance(seconds(7200));
+    assert_eq!(inbox.collect_expired().unwrap(), 1);
+    assert_eq!(inbox.stats().dedup_markers, 0);
+    worker.shutdown().unwrap();
+}
+
+/// The worker stops by itself when its inbox is closed, says why, and frees
+/// the slot; an unbounded shutdown timeout is fine.
+#[test]
+fn the_worker_stops_when_the_inbox_is_closed() {
+    let dir = TempDir::new("worker-closed");
+    let inbox = Inbox::open(dir.path()).unwrap();
+    let router = Router::builder().build().unwrap();
+    let worker = Worker::start(
+        &inbox,
+        router,
+        WorkerConfig::default().shutdown_timeout(Duration::MAX),
+    )
+    .unwrap();
+    assert!(worker.is_running());
+    inbox.clone().close().unwrap();
+    wait_for("the worker to stop", || !worker.is_running());
+    assert!(matches!(
+        worker.shutdown(),
+        Err(WorkerError::Store(webhook_inbox::StoreError::Closed))
+    ));
+    let router = Router::builder().build().unwrap();
+    let again = Worker::start(
+        &inbox,
+        router,
+        WorkerConfig::default().shutdown_timeout(Duration::MAX),
+    );
+    assert!(!matches!(again, Err(WorkerError::AlreadyRunning)));
 }

@@ -8,8 +8,8 @@
 //! / `DEAD id` from the worker's observer, which is called only once the
 //! outcome is durably recorded. Some events fail their first attempt
 //! (retried 20 ms later) and some fail for good (dead letters). The parent
-//! SIGKILLs the child at a random moment, over `CRASH_ROUNDS` rounds (default
-//! 20), then drains the store in-process and checks: every acknowledged event
+//! SIGKILLs the child after a random number of acknowledgements (or a random
+//! moment after ingest ended), over `CRASH_ROUNDS` rounds (default 20), then drains the store in-process and checks: every acknowledged event
 //! ran; no event ran after its `DONE`; nothing is both done and dead; done +
 //! dead + pending = accepted.
 
@@ -165,17 +165,25 @@ fn kill_9_while_working_never_runs_a_recorded_success_again() {
                 }
             })
         };
+        // Kill after a random number of acknowledgements (so mostly while
+        // ingesting, on any disk), or a random moment after ingest finished.
+        let target = (next_random(&mut seed) % 700) as usize;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !round_lines
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("READY"))
-        {
-            assert!(Instant::now() < deadline, "child never became ready");
-            std::thread::sleep(Duration::from_millis(2));
+        loop {
+            let (acks, ingested) = {
+                let lines = round_lines.lock().unwrap();
+                let acks = lines.iter().filter(|l| l.starts_with("ACK ")).count();
+                (acks, lines.iter().any(|l| l.starts_with("INGESTED")))
+            };
+            if acks >= target || ingested {
+                break;
+            }
+            assert!(Instant::now() < deadline, "child stalled");
+            std::thread::sleep(Duration::from_micros(200));
         }
-        std::thread::sleep(Duration::from_micros(next_random(&mut seed) % 250_000));
+        if target >= INGEST_THREADS * PER_THREAD {
+            std::thread::sleep(Duration::from_micros(next_random(&mut seed) % 100_000));
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         reader.join().unwrap();

@@ -452,6 +452,9 @@ impl Store for SledStore {
 
     fn record(&self, changes: &[Change]) -> Result<u64, StoreError> {
         let shared = &self.shared;
+        if changes.is_empty() {
+            return Ok(0);
+        }
         let payloads: Vec<(Vec<u8>, crc32fast::Hasher)> = changes
             .iter()
             .map(|change| {
@@ -504,7 +507,17 @@ impl Store for SledStore {
 
     fn sync_applied(&self) -> Result<(), StoreError> {
         let shared = &self.shared;
-        let target = lock(&shared.core).next_lsn - 1;
+        let target = {
+            let core = lock(&shared.core);
+            // Records whose write failed are not stored: nothing to wait for.
+            let mut target = core.next_lsn - 1;
+            for &(from, to) in core.failed.iter().rev() {
+                if (from..=to).contains(&target) {
+                    target = from - 1;
+                }
+            }
+            target
+        };
         shared.wait_durable(target)?;
         while shared.applied_lsn.load(Ordering::SeqCst) < target {
             if let Some(reason) = &lock(&shared.core).poisoned {
@@ -522,6 +535,7 @@ impl Store for SledStore {
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        self.shared.open()?;
         let trees = &self.shared.trees;
         let mut out = Vec::new();
         let Some(from) = after.checked_add(1) else {
@@ -752,6 +766,14 @@ fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
 }
 
 impl Shared {
+    /// `Closed` once the store is shut down: readers stop there too.
+    fn open(&self) -> Result<(), StoreError> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        Ok(())
+    }
+
     fn progress_of(&self, seq: u64) -> Result<Option<Progress>, StoreError> {
         self.trees
             .progress
@@ -1011,20 +1033,48 @@ impl Shared {
     }
 
     /// Removes the dedup markers of up to [`GC_STEP`] batches accepted before
-    /// the retention; returns how many markers went.
+    /// the retention; returns how many markers went. The marker of an event
+    /// still stored (pending, retrying, dead) stays, and is looked at again
+    /// one retention later: while the event is there it is still deduplicated,
+    /// and findable by id.
     fn collect_step(&self, now: SystemTime) -> Result<(usize, usize), StoreError> {
         let retention = i64::try_from(self.settings.retention.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = unix_millis(now).saturating_sub(retention);
+        let now_ms = unix_millis(now);
+        let cutoff = now_ms.saturating_sub(retention);
         let (mut batches, mut removed) = (0, 0);
         let upto = record::expiry_key(cutoff, 0);
         for item in self.trees.expiry.range(..upto).take(GC_STEP) {
             batches += 1;
             let (key, keys) = item?;
+            let mut kept = Vec::new();
             for dedup_key in record::decode_keys(&keys).map_err(StoreError::Corrupt)? {
-                if self.trees.dedup.remove(dedup_key)?.is_some() {
+                let stored = match self.trees.dedup.get(&dedup_key)? {
+                    Some(value) => record::dedup_seq(&value)
+                        .map(|seq| self.trees.events.contains_key(seq.to_be_bytes()))
+                        .transpose()?
+                        .unwrap_or(false),
+                    None => continue,
+                };
+                if stored {
+                    kept.push(dedup_key);
+                } else if self.trees.dedup.remove(dedup_key)?.is_some() {
                     self.markers.fetch_sub(1, Ordering::SeqCst);
                     removed += 1;
                 }
+            }
+            if let Some(first) = kept.first() {
+                // Written before the old entry goes: a crash in between leaves
+                // a harmless second entry, never a marker no entry points to.
+                let seq = self
+                    .trees
+                    .dedup
+                    .get(first)?
+                    .and_then(|v| record::dedup_seq(&v));
+                let keys: Vec<&[u8]> = kept.iter().map(Vec::as_slice).collect();
+                self.trees.expiry.insert(
+                    record::expiry_key(now_ms, seq.unwrap_or(0)),
+                    record::encode_keys(&keys),
+                )?;
             }
             self.trees.expiry.remove(&key)?;
         }
@@ -1136,6 +1186,9 @@ mod tests {
                 Err(StoreError::Io(_))
             ));
             assert_eq!(store.counts().pending, 1);
+            // Readers do not wait for what was never stored.
+            store.sync_applied().unwrap();
+            assert_eq!(store.record(&[]).unwrap(), 0);
             // The disk is back: the same event is new, not a duplicate.
             assert!(matches!(
                 store.insert(event("evt_2")),

@@ -126,6 +126,11 @@ impl WorkerConfig {
     /// its own key, until it succeeds or becomes a dead letter. Events without
     /// a value there are not ordered.
     ///
+    /// The order is acceptance order while the process runs. A replayed dead
+    /// letter runs after the newer events of its key; after a crash, an event
+    /// that was running runs again, possibly after a newer one that had
+    /// already failed. At most 100,000 events wait behind keys at a time.
+    ///
     /// ```
     /// # use webhook_inbox::WorkerConfig;
     /// let config = WorkerConfig::default().ordering_key("/data/investor_id");
@@ -140,7 +145,8 @@ impl WorkerConfig {
     /// [`WorkerStats::slow`] and passed to the observer, or printed to
     /// standard error when there is none). A slow handler's thread is
     /// replaced, up to twice [`WorkerConfig::threads`] threads in all, so it
-    /// does not hold up the others.
+    /// does not hold up the others (past that, further hung handlers do hold
+    /// their threads).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -153,7 +159,10 @@ impl WorkerConfig {
         self
     }
 
-    /// How long [`Worker::shutdown`] waits for running handlers.
+    /// How long [`Worker::shutdown`] waits for running handlers
+    /// (`Duration::MAX`: as long as they take). If they outlast it, the
+    /// inbox's worker slot stays taken until they return, so no new worker
+    /// runs their events at the same time.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -179,7 +188,10 @@ impl WorkerConfig {
     }
 
     /// Called on the scheduler thread after each outcome is recorded (and for
-    /// slow handlers): for metrics and logs. Keep it quick.
+    /// slow handlers): for metrics and logs. Keep it quick; a panic in it is
+    /// caught. With [`Durability::Fsync`](crate::Durability::Fsync) "recorded"
+    /// means on disk; with `Buffered` it means in memory, and a crash within
+    /// the interval runs the event again.
     ///
     /// ```
     /// use webhook_inbox::{Event, Report, WorkerConfig};
@@ -300,7 +312,8 @@ pub enum Report {
 pub struct WorkerStats {
     /// Attempts that succeeded.
     pub handled: u64,
-    /// Events no handler matched (completed, kept or dead-lettered by policy).
+    /// Events no handler matched that the router's policy completed or kept
+    /// (those it dead-letters count in `dead_lettered`).
     pub unknown: u64,
     /// Attempts that failed and were scheduled again.
     pub retried: u64,
@@ -312,6 +325,9 @@ pub struct WorkerStats {
     pub slow: u64,
     /// Events handed to handler threads and not yet finished.
     pub in_flight: u64,
+    /// Store failures the worker waited out (a full disk, an unreadable
+    /// record); each is also said on standard error when it first occurs.
+    pub store_errors: u64,
 }
 
 #[derive(Default)]
@@ -323,6 +339,7 @@ struct Counters {
     panics: AtomicU64,
     slow: AtomicU64,
     in_flight: AtomicU64,
+    store_errors: AtomicU64,
 }
 
 /// Why a worker could not start or stop cleanly.
@@ -460,7 +477,26 @@ impl Worker {
             panics: get(&c.panics),
             slow: get(&c.slow),
             in_flight: get(&c.in_flight),
+            store_errors: get(&c.store_errors),
         }
+    }
+
+    /// Whether the worker still runs. It stops by itself only when its store
+    /// is closed or poisoned, or a thread could not start; [`Worker::shutdown`]
+    /// then says why.
+    ///
+    /// ```
+    /// use webhook_inbox::{Inbox, Router, Worker, WorkerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("worker-running-{}", std::process::id()));
+    /// let inbox = Inbox::open(&dir)?;
+    /// let worker = Worker::start(&inbox, Router::builder().build()?, WorkerConfig::default())?;
+    /// assert!(worker.is_running());
+    /// # drop(worker); inbox.close()?; std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_running(&self) -> bool {
+        self.scheduler.as_ref().is_some_and(|h| !h.is_finished())
     }
 
     /// Stops taking work, lets running handlers finish and records their

@@ -3,54 +3,50 @@
 
 use std::collections::{HashMap, VecDeque};
 
-/// Who holds each key, and what waits behind it.
-pub(super) struct Keys<J> {
+/// Who holds each key, and which events (by seq) wait behind it. Only seqs
+/// are kept: a waiting event is read again from the store when its turn comes.
+#[derive(Default)]
+pub(super) struct Keys {
     holders: HashMap<String, u64>,
-    waiting: HashMap<String, VecDeque<J>>,
+    waiting: HashMap<String, VecDeque<u64>>,
+    waiting_count: usize,
 }
 
-impl<J> Default for Keys<J> {
-    fn default() -> Self {
-        Self {
-            holders: HashMap::new(),
-            waiting: HashMap::new(),
-        }
-    }
-}
-
-impl<J> Keys<J> {
-    /// Lets `job` (event `seq` with `key`) run now — it holds the key, or has
-    /// none — or queues it behind the key's holder.
-    pub(super) fn admit(&mut self, key: Option<&str>, seq: u64, job: J) -> Option<J> {
+impl Keys {
+    /// Whether event `seq` with `key` may run now (it holds the key, or has
+    /// none); if not, it is queued behind the key's holder.
+    pub(super) fn admit(&mut self, key: Option<&str>, seq: u64) -> bool {
         let Some(key) = key else {
-            return Some(job);
+            return true;
         };
         match self.holders.get(key) {
             None => {
                 self.holders.insert(key.to_owned(), seq);
-                Some(job)
+                true
             }
-            Some(&holder) if holder == seq => Some(job),
+            Some(&holder) if holder == seq => true,
             Some(_) => {
                 self.waiting
                     .entry(key.to_owned())
                     .or_default()
-                    .push_back(job);
-                None
+                    .push_back(seq);
+                self.waiting_count += 1;
+                false
             }
         }
     }
 
     /// Event `seq` is done with `key` (handled or dead): the next waiting
     /// event, if any, now holds it and is returned.
-    pub(super) fn release(&mut self, key: &str, seq: u64, seq_of: impl Fn(&J) -> u64) -> Option<J> {
+    pub(super) fn release(&mut self, key: &str, seq: u64) -> Option<u64> {
         if self.holders.get(key) != Some(&seq) {
             return None;
         }
         let next = self.waiting.get_mut(key).and_then(VecDeque::pop_front);
-        match &next {
-            Some(job) => {
-                self.holders.insert(key.to_owned(), seq_of(job));
+        match next {
+            Some(next) => {
+                self.waiting_count -= 1;
+                self.holders.insert(key.to_owned(), next);
             }
             None => {
                 self.holders.remove(key);
@@ -58,6 +54,11 @@ impl<J> Keys<J> {
             }
         }
         next
+    }
+
+    /// Events waiting behind a key.
+    pub(super) fn waiting(&self) -> usize {
+        self.waiting_count
     }
 }
 
@@ -79,20 +80,22 @@ mod tests {
     #[test]
     fn a_key_runs_one_event_at_a_time_in_order() {
         let mut keys = Keys::default();
-        assert_eq!(keys.admit(Some("a"), 1, 1), Some(1));
-        assert_eq!(keys.admit(Some("b"), 2, 2), Some(2));
-        assert_eq!(keys.admit(Some("a"), 3, 3), None);
-        assert_eq!(keys.admit(Some("a"), 4, 4), None);
-        assert_eq!(keys.admit(None, 5, 5), Some(5));
+        assert!(keys.admit(Some("a"), 1));
+        assert!(keys.admit(Some("b"), 2));
+        assert!(!keys.admit(Some("a"), 3));
+        assert!(!keys.admit(Some("a"), 4));
+        assert!(keys.admit(None, 5));
+        assert_eq!(keys.waiting(), 2);
         // The holder retrying is admitted again.
-        assert_eq!(keys.admit(Some("a"), 1, 1), Some(1));
+        assert!(keys.admit(Some("a"), 1));
         // Only the holder releases.
-        assert_eq!(keys.release("a", 3, |j| *j), None);
-        assert_eq!(keys.release("a", 1, |j| *j), Some(3));
-        assert_eq!(keys.release("a", 3, |j| *j), Some(4));
-        assert_eq!(keys.release("a", 4, |j| *j), None);
-        assert_eq!(keys.admit(Some("a"), 6, 6), Some(6));
-        assert_eq!(keys.release("b", 2, |j| *j), None);
+        assert_eq!(keys.release("a", 3), None);
+        assert_eq!(keys.release("a", 1), Some(3));
+        assert_eq!(keys.release("a", 3), Some(4));
+        assert_eq!(keys.waiting(), 0);
+        assert_eq!(keys.release("a", 4), None);
+        assert!(keys.admit(Some("a"), 6));
+        assert_eq!(keys.release("b", 2), None);
     }
 
     #[test]

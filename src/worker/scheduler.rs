@@ -25,6 +25,13 @@ const MAX_NAP: Duration = Duration::from_millis(100);
 const QUEUE_PER_THREAD: usize = 64;
 /// Outcomes recorded with one log write, at most.
 const MAX_BATCH: usize = 4096;
+/// Events waiting behind their ordering key, at most: past it the scan for
+/// fresh events pauses until keys are released (memory stays bounded when a
+/// key is stuck behind a long retry).
+const MAX_WAITING: usize = 100_000;
+
+/// How a caught panic's error message starts.
+const PANICKED: &str = "the handler panicked: ";
 
 /// One event on its way to a handler.
 struct Job {
@@ -47,6 +54,15 @@ struct Slot {
     running: Mutex<Option<(Instant, Arc<Event>)>>,
     reported: AtomicBool,
     replaced: AtomicBool,
+}
+
+/// Releases the inbox's worker slot when dropped.
+struct SlotGuard(Inbox);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.inner().store.release_worker();
+    }
 }
 
 struct HandlerThread {
@@ -75,8 +91,9 @@ pub(super) struct Scheduler {
     claimed: HashSet<u64>,
     /// (LSN, seqs): claims to drop once the store has applied that LSN.
     settling: VecDeque<(u64, Vec<u64>)>,
-    keys: Keys<Job>,
+    keys: Keys,
     in_flight: usize,
+    last_store_error: Option<String>,
 }
 
 impl Scheduler {
@@ -111,6 +128,7 @@ impl Scheduler {
             settling: VecDeque::new(),
             keys: Keys::default(),
             in_flight: 0,
+            last_store_error: None,
         }
     }
 
@@ -119,6 +137,9 @@ impl Scheduler {
     }
 
     pub(super) fn run(mut self) -> Result<(), WorkerError> {
+        // Frees the inbox's worker slot however this thread ends (a panic
+        // included) — but only once no handler thread can still be running.
+        let slot = SlotGuard(self.inbox.clone());
         let wake = self.store().subscribe();
         let mut result = (0..self.config.threads)
             .try_for_each(|_| self.spawn_handler())
@@ -128,7 +149,20 @@ impl Scheduler {
             result = self.serve(&wake);
         }
         let drained = self.drain();
-        self.store().release_worker();
+        if matches!(drained, Err(WorkerError::ShutdownTimedOut { .. })) {
+            // Handlers still run events whose outcome will not be recorded: a
+            // new worker must not start them again meanwhile. The slot is
+            // freed when the last of them returns.
+            let threads: Vec<_> = self.threads.drain(..).map(|t| t.handle).collect();
+            let _ = std::thread::Builder::new()
+                .name("webhook-inbox-reaper".into())
+                .spawn(move || {
+                    for handle in threads {
+                        let _ = handle.join();
+                    }
+                    drop(slot);
+                });
+        }
         result.and(drained)
     }
 
@@ -139,7 +173,7 @@ impl Scheduler {
                 Ok(()) => {}
                 Err(e @ (StoreError::Closed | StoreError::Poisoned(_))) => return Err(e.into()),
                 // A passing failure (a full disk): try again shortly.
-                Err(_) => std::thread::sleep(MAX_NAP),
+                Err(e) => self.store_failed(&e),
             }
             let nap = self.nap();
             crossbeam_channel::select! {
@@ -191,13 +225,13 @@ impl Scheduler {
         for stored in due {
             self.offer(stored);
         }
-        while self.room() > 0 {
+        while self.room() > 0 && self.keys.waiting() < MAX_WAITING {
             let batch = self.store().events_after(self.cursor, self.room())?;
             if batch.is_empty() {
                 break;
             }
             for stored in batch {
-                if self.room() == 0 {
+                if self.room() == 0 || self.keys.waiting() >= MAX_WAITING {
                     break;
                 }
                 self.cursor = stored.seq;
@@ -233,8 +267,7 @@ impl Scheduler {
     fn offer(&mut self, stored: Stored) {
         let job = self.job(stored);
         self.claimed.insert(job.seq);
-        let (key, seq) = (job.key.clone(), job.seq);
-        if let Some(job) = self.keys.admit(key.as_deref(), seq, job) {
+        if self.keys.admit(job.key.as_deref(), job.seq) {
             self.send(job);
         }
     }
@@ -256,15 +289,24 @@ impl Scheduler {
         if self.config.ordering_key.is_none() {
             return Ok(());
         }
-        let mut retrying = self.store().due(i64::MAX, usize::MAX, &|_| false)?;
-        retrying.sort_by_key(|s| s.seq);
-        for stored in retrying {
-            let job = self.job(stored);
-            let (key, seq) = (job.key.clone(), job.seq);
-            self.claimed.insert(seq);
-            if self.keys.admit(key.as_deref(), seq, job).is_some() {
-                // It holds its key; the due scan runs it when due.
-                self.claimed.remove(&seq);
+        let pointer = self.config.ordering_key.clone().unwrap_or_default();
+        let mut retrying = Vec::new();
+        let mut after = 0;
+        loop {
+            // Only seqs and keys are kept, a page of events at a time.
+            let page = self.store().events_after(after, 1024)?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            retrying.extend(
+                page.into_iter()
+                    .filter(|s| s.standing() == Standing::Retrying)
+                    .map(|s| (s.seq, key_at(&pointer, &s.event.body))),
+            );
+        }
+        for (seq, key) in retrying {
+            if !self.keys.admit(key.as_deref(), seq) {
+                // Waits behind an older retrying event of its key.
+                self.claimed.insert(seq);
             }
         }
         Ok(())
@@ -336,7 +378,7 @@ impl Scheduler {
                 return match e {
                     StoreError::Closed | StoreError::Poisoned(_) => Err(e.into()),
                     _ => {
-                        std::thread::sleep(MAX_NAP);
+                        self.store_failed(&e);
                         Ok(())
                     }
                 };
@@ -345,6 +387,11 @@ impl Scheduler {
 
         for (job, report) in reports {
             self.count(&report);
+            if let Report::Retrying { error, .. } | Report::DeadLettered { error, .. } = &report
+                && error.starts_with(PANICKED)
+            {
+                self.counters.panics.fetch_add(1, Ordering::Relaxed);
+            }
             let releases = matches!(
                 report,
                 Report::Handled | Report::Skipped | Report::Kept | Report::DeadLettered { .. }
@@ -359,15 +406,28 @@ impl Scheduler {
 
     /// Lets the next event waiting on `key` run (or wait for its due time).
     fn release(&mut self, key: &str, seq: u64, now_ms: i64) {
-        let Some(next) = self.keys.release(key, seq, |job| job.seq) else {
-            return;
-        };
-        match &next.progress {
-            Some(p) if p.next_at_ms > now_ms => {
-                // It holds the key now; the due scan runs it when due.
-                self.claimed.remove(&next.seq);
+        let mut done = seq;
+        while let Some(next) = self.keys.release(key, done) {
+            match self.store().get(next) {
+                Ok(Some(stored)) => {
+                    let job = self.job(stored);
+                    match &job.progress {
+                        Some(p) if p.next_at_ms > now_ms || p.dead_at_ms.is_some() => {
+                            // It holds the key now; the due scan runs it when
+                            // due (or a replay does, if it is dead).
+                            self.claimed.remove(&next);
+                        }
+                        _ => self.send(job),
+                    }
+                    return;
+                }
+                // Gone (purged, or the read failed: it will be found again
+                // after a restart); the key passes on.
+                Ok(None) | Err(_) => {
+                    self.claimed.remove(&next);
+                    done = next;
+                }
             }
-            _ => self.send(next),
         }
     }
 
@@ -386,10 +446,7 @@ impl Scheduler {
             )),
             Dispatch::Unknown(UnknownTypes::Complete) => return (Some(forget), Report::Skipped),
             Dispatch::Ran(Err(e)) => e,
-            Dispatch::Panicked(what) => {
-                self.counters.panics.fetch_add(1, Ordering::Relaxed);
-                HandlerError::retry(format!("the handler panicked: {what}"))
-            }
+            Dispatch::Panicked(what) => HandlerError::retry(format!("{PANICKED}{what}")),
         };
         let attempt = job.event.attempt();
         let backoff = self
@@ -445,6 +502,21 @@ impl Scheduler {
             progress,
         };
         (Some(change), report)
+    }
+
+    /// A store failure the worker outlives (a full disk, an unreadable
+    /// record): counted, said once on standard error per distinct error, and
+    /// retried after a pause.
+    fn store_failed(&mut self, error: &StoreError) {
+        self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+        let text = error.to_string();
+        if self.last_store_error.as_deref() != Some(text.as_str()) {
+            warn(format_args!(
+                "the worker cannot read or record events: {text}; retrying"
+            ));
+            self.last_store_error = Some(text);
+        }
+        std::thread::sleep(MAX_NAP);
     }
 
     /// Passes a report to the observer; a panic in it is caught (the
@@ -503,13 +575,13 @@ impl Scheduler {
             self.count(&report);
             match &self.config.observer {
                 Some(_) => self.tell(&event, &report),
-                None => eprintln!(
-                    "webhook-inbox: warning: the handler for `{}` ({}, attempt {}) has run for {:.1?}",
+                None => warn(format_args!(
+                    "the handler for `{}` ({}, attempt {}) has run for {:.1?}",
                     event.event_type(),
                     event.id(),
                     event.attempt(),
                     running_for
-                ),
+                )),
             }
             if self.threads.len() < 2 * self.config.threads {
                 slot.replaced.store(true, Ordering::SeqCst);
@@ -523,19 +595,25 @@ impl Scheduler {
     fn drain(&mut self) -> Result<(), WorkerError> {
         self.stop.store(true, Ordering::SeqCst);
         self.jobs = None;
-        let deadline = Instant::now() + self.config.shutdown_timeout;
+        let deadline = Instant::now().checked_add(self.config.shutdown_timeout);
         let mut failed = None;
         while self.in_flight > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.done_rx.recv_timeout(left) {
-                Ok(done) => {
+            let received = match deadline {
+                Some(deadline) => self
+                    .done_rx
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .ok(),
+                None => self.done_rx.recv().ok(),
+            };
+            match received {
+                Some(done) => {
                     if let Err(e) = self.finish(done) {
                         failed.get_or_insert(e);
                         // The store is gone: nothing more can be recorded.
                         break;
                     }
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         if let Some(e) = failed {
@@ -551,6 +629,12 @@ impl Scheduler {
         }
         Ok(())
     }
+}
+
+/// A warning on standard error (never panics, even on a closed stderr).
+fn warn(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "webhook-inbox: warning: {message}");
 }
 
 fn handler_loop(

@@ -754,3 +754,43 @@ fn the_worker_stops_when_the_inbox_is_closed() {
     );
     assert!(!matches!(again, Err(WorkerError::AlreadyRunning)));
 }
+
+/// With buffered durability the worker's outcomes are flushed on the
+/// interval (nobody waits for them) and survive a clean reopen.
+#[test]
+fn the_worker_runs_on_a_buffered_inbox() {
+    let dir = TempDir::new("worker-buffered");
+    {
+        let inbox = Inbox::builder(dir.path())
+            .durability(webhook_inbox::Durability::Buffered(Duration::from_millis(
+                10,
+            )))
+            .open()
+            .unwrap();
+        let router = Router::builder()
+            .on("*", |e: &Event| {
+                if e.id().ends_with('7') {
+                    Err(HandlerError::permanent("no"))
+                } else {
+                    Ok(())
+                }
+            })
+            .build()
+            .unwrap();
+        let worker = Worker::start(&inbox, router, WorkerConfig::default()).unwrap();
+        let ingestor = bluum(&inbox);
+        for n in 0..100 {
+            send(&ingestor, &format!("evt_{n}"), "order.filled", n);
+        }
+        wait_for("all 100", || {
+            let s = worker.stats();
+            s.handled + s.dead_lettered == 100
+        });
+        worker.shutdown().unwrap();
+        drop(ingestor);
+        inbox.close().unwrap();
+    }
+    let inbox = Inbox::open(dir.path()).unwrap();
+    let stats = inbox.stats();
+    assert_eq!((stats.pending, stats.dead), (0, 10));
+}

@@ -10,12 +10,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{SECRET, TempDir, bluum_body, bluum_headers};
+use common::{Child, SECRET, TempDir, bluum_body, bluum_headers};
 use webhook_inbox::{Durability, Inbox, Ingested, Scheme, Verifier};
 
 const CHILD_ENV: &str = "WEBHOOK_INBOX_CRASH_CHILD";
@@ -77,14 +76,6 @@ fn crash_child() {
     writeln!(out.lock().unwrap(), "DONE").unwrap();
 }
 
-/// A small xorshift generator seeded from the clock: random kill moments without a dependency.
-fn next_random(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 #[test]
 fn kill_9_never_loses_an_acknowledged_event() {
     let rounds: usize = std::env::var("CRASH_ROUNDS")
@@ -92,52 +83,28 @@ fn kill_9_never_loses_an_acknowledged_event() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(20);
     let dir = TempDir::new("crash");
-    let exe = std::env::current_exe().unwrap();
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let mut seed = common::seed();
     let mut stored_total = 0u64;
     let (mut acked_total, mut killed_mid_stream) = (0usize, 0usize);
     let started = Instant::now();
 
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "crash_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, format!("{}|{round}", dir.path().display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let reader = {
-            let lines = Arc::clone(&lines);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            })
-        };
+        let child = Child::spawn(
+            "crash_child",
+            CHILD_ENV,
+            format!("{}|{round}", dir.path().display()),
+        );
+        let lines = Arc::clone(&child.lines);
         // Wait for the child to be ready, then kill it 0–150 ms later.
         let deadline = Instant::now() + Duration::from_secs(30);
         while !lines.lock().unwrap().iter().any(|l| l.ends_with("READY")) {
             assert!(Instant::now() < deadline, "child never became ready");
             std::thread::sleep(Duration::from_millis(2));
         }
-        std::thread::sleep(Duration::from_micros(next_random(&mut seed) % 150_000));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        reader.join().unwrap();
-
-        let lines = lines.lock().unwrap();
+        std::thread::sleep(Duration::from_micros(
+            common::next_random(&mut seed) % 150_000,
+        ));
+        let lines = child.kill(); // SIGKILL
         let acked: HashSet<&str> = lines
             .iter()
             .filter_map(|l| l.strip_prefix("ACK ").or_else(|| l.strip_prefix("DUP ")))

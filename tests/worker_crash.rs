@@ -16,12 +16,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{SECRET, TempDir, bluum_body, bluum_headers};
+use common::{Child, SECRET, TempDir, bluum_body, bluum_headers};
 use webhook_inbox::{
     Backoff, Event, EventQuery, HandlerError, Inbox, Ingested, Report, Router, Scheme, Verifier,
     Worker, WorkerConfig,
@@ -116,13 +115,6 @@ fn worker_crash_child() {
     std::thread::sleep(Duration::from_secs(30));
 }
 
-fn next_random(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 #[test]
 fn kill_9_while_working_never_runs_a_recorded_success_again() {
     let rounds: usize = std::env::var("CRASH_ROUNDS")
@@ -130,44 +122,22 @@ fn kill_9_while_working_never_runs_a_recorded_success_again() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(20);
     let dir = TempDir::new("worker-crash");
-    let exe = std::env::current_exe().unwrap();
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let mut seed = common::seed();
     // Every line of every round, in order.
     let mut lines: Vec<String> = Vec::new();
     let started = Instant::now();
     let mut killed_mid_ingest = 0;
 
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "worker_crash_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, format!("{}|{round}", dir.path().display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let round_lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let reader = {
-            let lines = Arc::clone(&round_lines);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            })
-        };
+        let child = Child::spawn(
+            "worker_crash_child",
+            CHILD_ENV,
+            format!("{}|{round}", dir.path().display()),
+        );
+        let round_lines = Arc::clone(&child.lines);
         // Kill after a random number of acknowledgements (so mostly while
         // ingesting, on any disk), or a random moment after ingest finished.
-        let target = (next_random(&mut seed) % 700) as usize;
+        let target = (common::next_random(&mut seed) % 700) as usize;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (acks, ingested) = {
@@ -182,12 +152,11 @@ fn kill_9_while_working_never_runs_a_recorded_success_again() {
             std::thread::sleep(Duration::from_micros(200));
         }
         if target >= INGEST_THREADS * PER_THREAD {
-            std::thread::sleep(Duration::from_micros(next_random(&mut seed) % 100_000));
+            std::thread::sleep(Duration::from_micros(
+                common::next_random(&mut seed) % 100_000,
+            ));
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        reader.join().unwrap();
-        let round_lines = std::mem::take(&mut *round_lines.lock().unwrap());
+        let round_lines = child.kill(); // SIGKILL
         killed_mid_ingest += usize::from(!round_lines.iter().any(|l| l.starts_with("INGESTED")));
         lines.extend(round_lines);
     }

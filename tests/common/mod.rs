@@ -59,3 +59,73 @@ pub fn bluum_headers(id: &str, body: &[u8]) -> Vec<(String, String)> {
 pub fn signer() -> Signer {
     Signer::new(Scheme::bluum(), SECRET).expect("valid secret")
 }
+
+/// This test binary run as a child process for one ignored test, its stdout
+/// lines collected as they arrive (for the kill -9 loops).
+pub struct Child {
+    process: std::process::Child,
+    pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Child {
+    /// Starts test `test` with `var` set to `value` in its environment.
+    pub fn spawn(test: &str, var: &str, value: String) -> Self {
+        use std::io::BufRead;
+        let mut process = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                test,
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(var, value)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = process.stdout.take().unwrap();
+        let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let sink = std::sync::Arc::clone(&lines);
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            process,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// SIGKILLs the child and returns every line it printed.
+    pub fn kill(mut self) -> Vec<String> {
+        self.process.kill().unwrap();
+        self.process.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        std::mem::take(&mut *self.lines.lock().unwrap())
+    }
+}
+
+/// A seed from the clock, for random kill moments.
+pub fn seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1
+}
+
+/// xorshift64: random kill moments without a dependency.
+pub fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}

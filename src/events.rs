@@ -277,21 +277,9 @@ impl EventQuery {
             && self
                 .event_type
                 .as_deref()
-                .is_none_or(|p| type_matches(p, &e.event.event_type))
+                .is_none_or(|p| crate::pattern::matches(p, &e.event.event_type))
             && self.since.is_none_or(|t| received >= t)
             && self.until.is_none_or(|t| received < t)
-    }
-}
-
-/// The router's rule: `*` matches every type, `domain.*` the types under
-/// `domain.`, anything else only itself.
-fn type_matches(pattern: &str, event_type: &str) -> bool {
-    match pattern.strip_suffix(".*") {
-        _ if pattern == "*" => true,
-        Some(domain) => event_type
-            .strip_prefix(domain)
-            .is_some_and(|rest| rest.starts_with('.')),
-        None => pattern == event_type,
     }
 }
 
@@ -511,7 +499,9 @@ impl Inbox {
                 for stored in batch {
                     cursor = stored.seq;
                     let wanted = match which {
-                        Replay::Type(pattern) => type_matches(pattern, &stored.event.event_type),
+                        Replay::Type(pattern) => {
+                            crate::pattern::matches(pattern, &stored.event.event_type)
+                        }
                         _ => true,
                     };
                     if wanted {

@@ -75,9 +75,49 @@ impl<T> Patterns<T> {
     }
 }
 
+/// Whether one `pattern` matches `event_type` by the same rule: `*` every
+/// type, `domain.*` the types under `domain.`, anything else only itself.
+pub(crate) fn matches(pattern: &str, event_type: &str) -> bool {
+    match pattern.strip_suffix(".*") {
+        _ if pattern == "*" => true,
+        Some(domain) => event_type
+            .strip_prefix(domain)
+            .is_some_and(|rest| rest.starts_with('.')),
+        None => pattern == event_type,
+    }
+}
+
 /// An event type name: not empty, no `*`, no spaces or control characters.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name.contains('*')
         && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pattern_matches_like_the_map() {
+        let mut map = Patterns::default();
+        for p in ["order.filled", "transfer.*", "*"] {
+            let mut one = Patterns::default();
+            one.insert(p.to_owned(), ()).unwrap();
+            for t in [
+                "order.filled",
+                "order.filledx",
+                "transfer.deposit.failed",
+                "transferx.a",
+                "kyc",
+            ] {
+                assert_eq!(matches(p, t), one.get(t).is_some(), "{p} vs {t}");
+            }
+            map.insert(p.to_owned(), p).unwrap();
+        }
+        assert_eq!(map.get("transfer.x"), Some(&"transfer.*"));
+        assert_eq!(map.get("order.filled"), Some(&"order.filled"));
+        assert_eq!(map.get("order.canceled"), Some(&"*"));
+        assert!(!matches("order*", "orders.x"));
+    }
 }

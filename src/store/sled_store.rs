@@ -235,11 +235,22 @@ impl SledStore {
     /// Opens or creates the store in `dir` and replays its log.
     pub(crate) fn open(dir: &Path, settings: Settings) -> Result<Self, OpenFailure> {
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.join("sled"))
             .cache_capacity(settings.cache_bytes)
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        // sled's I/O threads may hold the database file (and its lock) for a
+        // moment after a store in this same process was closed: give them
+        // that moment before calling the directory in use.
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        let db = loop {
+            match config.open().map_err(OpenFailure::from) {
+                Err(OpenFailure::InUse) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
         let trees = Trees {
             dedup: db.open_tree("dedup")?,
             events: db.open_tree("events")?,

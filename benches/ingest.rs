@@ -12,6 +12,8 @@
 //! `BENCH_QUICK=1`); the table shows medians and the ratios that matter.
 //! Run: `cargo bench --bench ingest`.
 
+mod common;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -234,20 +236,14 @@ struct Series {
     p99: Vec<u32>,
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
+fn median(xs: Vec<f64>) -> f64 {
+    common::summary(&xs).0
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` and `cargo test --benches` probe harnesses this way.
-    }
-    let quick = std::env::var("BENCH_QUICK").is_ok();
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if quick { 1 } else { 3 });
+    let Some(common::Settings { quick, rounds }) = common::settings() else {
+        return;
+    };
     let scale = if quick { 4 } else { 1 };
     println!("durable ingest of 1 KiB Bluum deliveries; medians of {rounds} rounds");
     println!(

@@ -21,6 +21,8 @@
 //! Run: `cargo bench --bench worker` (`BENCH_QUICK=1 cargo bench --bench worker`
 //! for a smoke run).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, Mutex};
@@ -332,30 +334,18 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
         .map_or(0.0, |&x| f64::from(x))
 }
 
-/// Median, min and max.
-fn summary(xs: &[f64]) -> (f64, f64, f64) {
-    let mut xs = xs.to_vec();
-    xs.sort_by(f64::total_cmp);
-    (xs[xs.len() / 2], xs[0], xs[xs.len() - 1])
-}
-
 /// One table row: median and min–max of `xs` with `decimals` digits, then `note`.
 fn row(what: &str, xs: &[f64], decimals: usize, note: &str) {
-    let (mid, lo, hi) = summary(xs);
+    let (mid, lo, hi) = common::summary(xs);
     let line =
         format!("{what:<32} {mid:>10.decimals$} {lo:>10.decimals$} {hi:>10.decimals$}  {note}");
     println!("{}", line.trim_end());
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` and `cargo test --benches` probe harnesses this way.
-    }
-    let quick = std::env::var("BENCH_QUICK").is_ok();
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if quick { 1 } else { 3 });
+    let Some(common::Settings { quick, rounds }) = common::settings() else {
+        return;
+    };
     let (pending, per_caller, paced_secs) = if quick {
         (10_000, 250, 1.0)
     } else {
@@ -393,10 +383,10 @@ fn main() {
         0,
         "1.00x",
     );
-    let (base, _, _) = summary(&ingest16);
+    let (base, _, _) = common::summary(&ingest16);
     for (threads, rates) in DRAIN_THREADS.iter().zip(&drains) {
         let ratios: Vec<f64> = rates.iter().zip(&ingest16).map(|(d, i)| d / i).collect();
-        let (_, lo, hi) = summary(&ratios);
+        let (_, lo, hi) = common::summary(&ratios);
         row(
             &format!(
                 "drain events/s, {threads} thread{}",
@@ -404,7 +394,7 @@ fn main() {
             ),
             rates,
             0,
-            &format!("{:.2}x ({lo:.2}–{hi:.2})", summary(rates).0 / base),
+            &format!("{:.2}x ({lo:.2}–{hi:.2})", common::summary(rates).0 / base),
         );
     }
     let load = format!(

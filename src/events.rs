@@ -111,12 +111,7 @@ pub struct StoredEvent {
 impl From<Stored> for StoredEvent {
     fn from(stored: Stored) -> Self {
         let state = EventState::from(stored.standing());
-        let p = stored.progress.unwrap_or(Progress {
-            attempts: 0,
-            next_at_ms: 0,
-            dead_at_ms: None,
-            errors: Vec::new(),
-        });
+        let p = stored.progress.unwrap_or(Progress::new(0));
         Self {
             seq: stored.seq,
             source: stored.event.source,
@@ -421,12 +416,7 @@ impl Inbox {
     pub fn replay(&self, which: &Replay) -> Result<usize, StoreError> {
         let now = unix_millis(self.inner().clock.now());
         self.change_dead(which, |stored| {
-            let mut progress = stored.progress.unwrap_or(Progress {
-                attempts: 0,
-                next_at_ms: now,
-                dead_at_ms: None,
-                errors: Vec::new(),
-            });
+            let mut progress = stored.progress.unwrap_or(Progress::new(now));
             progress.attempts = 0;
             progress.next_at_ms = now;
             progress.dead_at_ms = None;

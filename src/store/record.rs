@@ -60,6 +60,16 @@ pub(crate) struct Failure {
 }
 
 impl Progress {
+    /// No attempt made yet, due at `now_ms`.
+    pub(crate) fn new(now_ms: i64) -> Self {
+        Self {
+            attempts: 0,
+            next_at_ms: now_ms,
+            dead_at_ms: None,
+            errors: Vec::new(),
+        }
+    }
+
     /// Appends a failure, keeping the history and each message bounded.
     pub(crate) fn push_failure(&mut self, attempt: u32, at_ms: i64, error: &str) {
         let mut end = error.len().min(MAX_ERROR_LEN);

@@ -272,14 +272,18 @@ impl Scheduler {
         }
     }
 
+    fn publish_in_flight(&self) {
+        self.counters
+            .in_flight
+            .store(self.in_flight as u64, Ordering::Relaxed);
+    }
+
     fn send(&mut self, job: Job) {
         if let Some(jobs) = &self.jobs
             && jobs.send(job).is_ok()
         {
             self.in_flight += 1;
-            self.counters
-                .in_flight
-                .store(self.in_flight as u64, Ordering::Relaxed);
+            self.publish_in_flight();
         }
     }
 
@@ -341,9 +345,7 @@ impl Scheduler {
             }
         }
         self.in_flight -= batch.len();
-        self.counters
-            .in_flight
-            .store(self.in_flight as u64, Ordering::Relaxed);
+        self.publish_in_flight();
 
         let now = self.inbox.inner().clock.now();
         let now_ms = unix_millis(now);
@@ -460,12 +462,7 @@ impl Scheduler {
                 .delay_after(attempt, &mut self.jitter)
                 .map(|d| error.requested_wait().unwrap_or(d))
         };
-        let mut progress = job.progress.clone().unwrap_or(Progress {
-            attempts: 0,
-            next_at_ms: now_ms,
-            dead_at_ms: None,
-            errors: Vec::new(),
-        });
+        let mut progress = job.progress.clone().unwrap_or(Progress::new(now_ms));
         progress.attempts = attempt;
         let message = match delay {
             None if !error.is_permanent() => {

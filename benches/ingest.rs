@@ -26,16 +26,6 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 type Delivery = (Vec<(String, String)>, Vec<u8>);
 
-fn body(n: usize) -> Vec<u8> {
-    let head = format!(
-        r#"{{"event":"order.filled","timestamp":"2026-11-28T14:00:00Z","data":{{"id":"ord_{n}","investor_id":"inv_42","symbol":"AAPL","side":"buy","status":"filled","filled_quantity":"10","average_price":"189.4200","note":""#
-    );
-    let mut b = head.into_bytes();
-    b.resize(1024 - 3, b'x');
-    b.extend_from_slice(br#""}}"#);
-    b
-}
-
 fn deliveries(callers: usize, per_caller: usize, run: usize) -> Vec<Vec<Delivery>> {
     let signer = Signer::new(Scheme::bluum(), SECRET).expect("secret");
     let now = SystemTime::now()
@@ -45,7 +35,7 @@ fn deliveries(callers: usize, per_caller: usize, run: usize) -> Vec<Vec<Delivery
         .map(|c| {
             (0..per_caller)
                 .map(|n| {
-                    let b = body(n);
+                    let b = common::body(n);
                     (signer.sign(&format!("evt-{run}-{c}-{n}"), now, &b), b)
                 })
                 .collect()

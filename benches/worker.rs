@@ -54,16 +54,6 @@ struct Delivery {
     body: Vec<u8>,
 }
 
-fn body(n: usize) -> Vec<u8> {
-    let head = format!(
-        r#"{{"event":"order.filled","timestamp":"2026-11-28T14:00:00Z","data":{{"id":"ord_{n}","investor_id":"inv_42","symbol":"AAPL","side":"buy","status":"filled","filled_quantity":"10","average_price":"189.4200","note":""#
-    );
-    let mut b = head.into_bytes();
-    b.resize(1024 - 3, b'x');
-    b.extend_from_slice(br#""}}"#);
-    b
-}
-
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -75,7 +65,7 @@ fn signer() -> Signer {
 }
 
 fn delivery(signer: &Signer, id: String, n: usize, now: i64) -> Delivery {
-    let body = body(n);
+    let body = common::body(n);
     Delivery {
         headers: signer.sign(&id, now, &body),
         id,

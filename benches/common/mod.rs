@@ -28,3 +28,14 @@ pub fn summary(xs: &[f64]) -> (f64, f64, f64) {
     xs.sort_by(f64::total_cmp);
     (xs[xs.len() / 2], xs[0], xs[xs.len() - 1])
 }
+
+/// A Bluum `order.filled` envelope of exactly 1 KiB.
+pub fn body(n: usize) -> Vec<u8> {
+    let head = format!(
+        r#"{{"event":"order.filled","timestamp":"2026-11-28T14:00:00Z","data":{{"id":"ord_{n}","investor_id":"inv_42","symbol":"AAPL","side":"buy","status":"filled","filled_quantity":"10","average_price":"189.4200","note":""#
+    );
+    let mut b = head.into_bytes();
+    b.resize(1024 - 3, b'x');
+    b.extend_from_slice(br#""}}"#);
+    b
+}

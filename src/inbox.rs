@@ -85,9 +85,28 @@ pub struct InboxBuilder {
     max_pending: u64,
     cache_bytes: u64,
     clock: Arc<dyn Clock>,
+    create: bool,
 }
 
 impl InboxBuilder {
+    /// Whether `open` may create the store when the directory is missing or
+    /// empty. Defaults to `true`; tools that inspect an existing store (such
+    /// as the `webhook-inbox` CLI) pass `false` and get
+    /// [`OpenError::NotFound`] for a mistyped path instead of a new, empty store.
+    ///
+    /// ```
+    /// use webhook_inbox::{Inbox, OpenError};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("inbox-nocreate-{}", std::process::id()));
+    /// let err = Inbox::builder(&dir).create(false).open().unwrap_err();
+    /// assert!(matches!(err, OpenError::NotFound { .. }));
+    /// assert!(!dir.exists());
+    /// ```
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
     /// When `ingest` may return `Accepted`. Defaults to [`Durability::Fsync`].
     ///
     /// ```
@@ -179,19 +198,28 @@ impl InboxBuilder {
             max_pending: self.max_pending,
             clock: Arc::clone(&self.clock),
         };
-        let store = SledStore::open(&self.path, settings).map_err(|failure| match failure {
-            OpenFailure::InUse => OpenError::InUse {
-                path: self.path.clone(),
-            },
-            OpenFailure::Io(source) => OpenError::Io {
-                path: self.path.clone(),
-                source,
-            },
-            OpenFailure::Corrupt(detail) => OpenError::Corrupt {
-                path: self.path.clone(),
-                detail,
-            },
-        })?;
+        let store =
+            SledStore::open(&self.path, settings, self.create).map_err(
+                |failure| match failure {
+                    OpenFailure::InUse => OpenError::InUse {
+                        path: self.path.clone(),
+                    },
+                    OpenFailure::NotFound => OpenError::NotFound {
+                        path: self.path.clone(),
+                    },
+                    OpenFailure::NotAStore => OpenError::NotAStore {
+                        path: self.path.clone(),
+                    },
+                    OpenFailure::Io(source) => OpenError::Io {
+                        path: self.path.clone(),
+                        source,
+                    },
+                    OpenFailure::Corrupt(detail) => OpenError::Corrupt {
+                        path: self.path.clone(),
+                        detail,
+                    },
+                },
+            )?;
         Ok(Inbox {
             inner: Arc::new(InboxInner {
                 path: self.path,
@@ -219,6 +247,19 @@ pub enum OpenError {
     #[error("the store at {} is in use by another process (or already open in this one): stop it or use another directory", path.display())]
     InUse {
         /// The store's directory.
+        path: PathBuf,
+    },
+    /// There is no store at this path and [`InboxBuilder::create`] was `false`.
+    #[error("there is no store at {} (no such directory, or it is empty)", path.display())]
+    NotFound {
+        /// The store's directory.
+        path: PathBuf,
+    },
+    /// The directory exists and holds other files but no store; nothing was
+    /// created in it.
+    #[error("{} is not a webhook-inbox store: it holds other files and no `sled` or `wal` directory", path.display())]
+    NotAStore {
+        /// The directory.
         path: PathBuf,
     },
     /// The directory could not be created, read or written.
@@ -272,6 +313,7 @@ impl Inbox {
             max_pending: DEFAULT_MAX_PENDING,
             cache_bytes: DEFAULT_CACHE_BYTES,
             clock: Arc::new(SystemClock),
+            create: true,
         }
     }
 

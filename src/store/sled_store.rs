@@ -205,6 +205,10 @@ struct Shared {
 /// Why a store could not be opened.
 pub(crate) enum OpenFailure {
     InUse,
+    /// The directory does not exist (or holds no store) and creating was not allowed.
+    NotFound,
+    /// The directory holds files, none of them a store's.
+    NotAStore,
     Io(std::io::Error),
     Corrupt(String),
 }
@@ -225,6 +229,31 @@ impl From<sled::Error> for OpenFailure {
     }
 }
 
+/// What a directory holds, as far as opening a store there is concerned.
+enum DirState {
+    Missing,
+    Empty,
+    /// It has the store's `sled` or `wal` directory.
+    Store,
+    /// It has other files only: never turn someone's directory into a store.
+    Foreign,
+}
+
+fn dir_state(dir: &Path) -> std::io::Result<DirState> {
+    let mut entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirState::Missing),
+        Err(e) => return Err(e),
+    };
+    if dir.join("sled").is_dir() || dir.join("wal").is_dir() {
+        return Ok(DirState::Store);
+    }
+    Ok(match entries.next() {
+        None => DirState::Empty,
+        Some(_) => DirState::Foreign,
+    })
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks leaves consistent data (every critical
     // section is a handful of field updates), so a poisoned lock is still usable.
@@ -233,8 +262,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl SledStore {
     /// Opens or creates the store in `dir` and replays its log.
-    pub(crate) fn open(dir: &Path, settings: Settings) -> Result<Self, OpenFailure> {
-        std::fs::create_dir_all(dir)?;
+    pub(crate) fn open(dir: &Path, settings: Settings, create: bool) -> Result<Self, OpenFailure> {
+        match dir_state(dir)? {
+            DirState::Store => {}
+            DirState::Foreign => return Err(OpenFailure::NotAStore),
+            DirState::Missing | DirState::Empty if !create => return Err(OpenFailure::NotFound),
+            DirState::Missing | DirState::Empty => std::fs::create_dir_all(dir)?,
+        }
         let config = sled::Config::new()
             .path(dir.join("sled"))
             .cache_capacity(settings.cache_bytes)
@@ -1126,7 +1160,7 @@ mod tests {
             std::env::temp_dir().join(format!("sled-store-apply-fail-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         {
-            let store = SledStore::open(&dir, settings()).ok().unwrap();
+            let store = SledStore::open(&dir, settings(), true).ok().unwrap();
             store.shared.fail_next_apply.store(true, Ordering::SeqCst);
             assert_eq!(
                 store.insert(event("evt_1")).unwrap(),
@@ -1153,7 +1187,7 @@ mod tests {
             assert!(matches!(store.close(), Err(StoreError::Poisoned(_))));
         }
         // Reopening replays the log: the event is there once.
-        let store = SledStore::open(&dir, settings()).ok().unwrap();
+        let store = SledStore::open(&dir, settings(), true).ok().unwrap();
         assert_eq!(store.counts().pending, 1);
         assert_eq!(
             store.insert(event("evt_1")).unwrap(),
@@ -1175,7 +1209,7 @@ mod tests {
             ..settings()
         };
         {
-            let store = SledStore::open(&dir, buffered).ok().unwrap();
+            let store = SledStore::open(&dir, buffered, true).ok().unwrap();
             store.shared.fail_next_write.store(true, Ordering::SeqCst);
             assert_eq!(
                 store.insert(event("evt_1")).unwrap(),
@@ -1189,7 +1223,7 @@ mod tests {
             store.close().unwrap();
         }
         {
-            let store = SledStore::open(&dir, settings()).ok().unwrap();
+            let store = SledStore::open(&dir, settings(), true).ok().unwrap();
             assert_eq!(store.counts().pending, 1);
             store.shared.fail_next_write.store(true, Ordering::SeqCst);
             assert!(matches!(

@@ -370,6 +370,22 @@ impl Inbox {
             retrying: counts.retrying,
             dead: counts.dead,
             dedup_markers: counts.markers,
+            oldest_pending_age: self
+                .inner
+                .store
+                .oldest_pending()
+                .ok()
+                .flatten()
+                .map(|t| self.inner.clock.now().duration_since(t).unwrap_or_default()),
+            fsync: {
+                let f = self.inner.store.fsync_latency();
+                FsyncStats {
+                    count: f.count,
+                    mean: f.mean,
+                    p99: f.p99,
+                    max: f.max,
+                }
+            },
             disk_bytes: self.inner.store.disk_bytes(),
         }
     }
@@ -464,8 +480,39 @@ pub struct Stats {
     pub dead: u64,
     /// Dedup markers held (one per event id seen within the retention).
     pub dedup_markers: u64,
+    /// How long ago the oldest event still waiting for its handler (fresh or
+    /// retrying) was received; `None` when nothing is pending. The backlog's
+    /// age: alert when it grows past what your handlers should take.
+    pub oldest_pending_age: Option<Duration>,
+    /// The log's `fdatasync` calls since the inbox was opened (each one
+    /// acknowledges a whole group of deliveries).
+    pub fsync: FsyncStats,
     /// Bytes the store occupies on disk.
     pub disk_bytes: u64,
+}
+
+/// How long the store's `fdatasync` calls took; see [`Stats::fsync`]. An
+/// acknowledged delivery waited for one of them, so a rising `p99` is the
+/// disk slowing your 2xx answers down.
+///
+/// ```
+/// use webhook_inbox::FsyncStats;
+///
+/// let f = FsyncStats::default();
+/// assert_eq!((f.count, f.max), (0, std::time::Duration::ZERO));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FsyncStats {
+    /// Calls made.
+    pub count: u64,
+    /// Their mean duration.
+    pub mean: Duration,
+    /// The 99th percentile, rounded up to a power of two of microseconds
+    /// (never more than `max`).
+    pub p99: Duration,
+    /// The slowest.
+    pub max: Duration,
 }
 
 /// Refused deliveries by reason; see [`Stats::rejected`].

@@ -162,8 +162,8 @@ pub use format::{SignatureEntries, SignatureEntry, SignatureFormat};
 pub use headers::HeaderSource;
 pub use identity::{EventProblem, MAX_ID_LEN, MAX_TYPE_LEN};
 pub use inbox::{
-    DEFAULT_CACHE_BYTES, DEFAULT_MAX_PENDING, DEFAULT_RETENTION, Inbox, InboxBuilder, OpenError,
-    Rejections, Stats,
+    DEFAULT_CACHE_BYTES, DEFAULT_MAX_PENDING, DEFAULT_RETENTION, FsyncStats, Inbox, InboxBuilder,
+    OpenError, Rejections, Stats,
 };
 pub use ingest::{
     DEFAULT_MAX_BODY, IngestError, Ingested, Ingestor, IngestorBuilder, MAX_BODY_LIMIT,

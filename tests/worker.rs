@@ -144,11 +144,16 @@ fn a_failing_handler_is_retried_on_schedule_then_dead_lettered_then_replayed() {
         event.next_attempt.unwrap(),
         std::time::UNIX_EPOCH + seconds(1_800_000_010)
     );
-    assert_eq!(inbox.stats().retrying, 1);
+    let stats = inbox.stats();
+    assert_eq!(stats.retrying, 1);
+    assert_eq!(stats.oldest_pending_age, Some(Duration::ZERO));
+    assert!(stats.fsync.count >= 2, "accept and outcome: {:?}", stats.fsync);
+    assert!(stats.fsync.max >= stats.fsync.p99 && stats.fsync.max > Duration::ZERO);
 
     clock.advance(seconds(9));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(runs(), 1, "ran before its time");
+    assert_eq!(inbox.stats().oldest_pending_age, Some(seconds(9)));
     clock.advance(seconds(1));
     wait_for("attempt 2", || worker.stats().retried == 2);
     clock.advance(seconds(19));
@@ -170,6 +175,7 @@ fn a_failing_handler_is_retried_on_schedule_then_dead_lettered_then_replayed() {
     );
     let stats = inbox.stats();
     assert_eq!((stats.pending, stats.retrying, stats.dead), (0, 0, 1));
+    assert_eq!(stats.oldest_pending_age, None, "dead letters are not a backlog");
 
     // Nothing more happens to a dead letter, however long we wait.
     clock.advance(seconds(86_400));

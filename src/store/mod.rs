@@ -2,6 +2,7 @@
 //! [`Store`]; the embedded sled store implements it, and a shared backend can
 //! implement it later without touching them.
 
+pub(crate) mod latency;
 pub(crate) mod record;
 pub(crate) mod sled_store;
 pub(crate) mod wal;
@@ -174,6 +175,13 @@ pub(crate) trait Store: Send + Sync {
 
     /// Bytes the store occupies on disk.
     fn disk_bytes(&self) -> u64;
+
+    /// How long the log's `fdatasync` calls took since the store was opened.
+    fn fsync_latency(&self) -> latency::LatencySummary;
+
+    /// When the oldest event still waiting for its handler (fresh or
+    /// retrying; dead letters not) was received.
+    fn oldest_pending(&self) -> Result<Option<SystemTime>, StoreError>;
 
     /// Makes everything durable and stops; later calls answer [`StoreError::Closed`].
     fn close(&self) -> Result<(), StoreError>;

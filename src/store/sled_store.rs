@@ -34,6 +34,7 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::latency::{Latencies, LatencySummary};
 use super::record::{self, EventRecordRef, Progress};
 use super::wal::{self, WalWriter};
 use super::{
@@ -188,6 +189,7 @@ struct Shared {
     retrying: AtomicU64,
     dead: AtomicU64,
     markers: AtomicU64,
+    fsync: Latencies,
     applied_lsn: AtomicU64,
     to_applier: Sender<Option<Vec<Applied>>>,
     /// Told after each applied batch (the worker's wake-up).
@@ -337,6 +339,7 @@ impl SledStore {
             retrying: AtomicU64::new(retrying),
             dead: AtomicU64::new(dead),
             markers: AtomicU64::new(markers),
+            fsync: Latencies::default(),
             applied_lsn: AtomicU64::new(last),
             to_applier,
             subscriber: Mutex::new(None),
@@ -381,6 +384,27 @@ impl Store for SledStore {
     fn disk_bytes(&self) -> u64 {
         let sled_bytes = self.shared.db.size_on_disk().unwrap_or(0);
         sled_bytes + lock(&self.shared.wal).disk_bytes()
+    }
+
+    fn fsync_latency(&self) -> LatencySummary {
+        self.shared.fsync.summary()
+    }
+
+    fn oldest_pending(&self) -> Result<Option<SystemTime>, StoreError> {
+        self.shared.open()?;
+        let trees = &self.shared.trees;
+        // Events are kept in acceptance order; the first one that is not a
+        // dead letter is the oldest pending. (This walks past dead letters
+        // older than it: purge them to keep `stats()` quick.)
+        for item in trees.events.iter() {
+            let (key, value) = item?;
+            if trees.dead.contains_key(&key)? {
+                continue;
+            }
+            let event = record::decode_event(&value).map_err(StoreError::Corrupt)?;
+            return Ok(Some(crate::clock::from_unix_millis(event.received_at_ms)));
+        }
+        Ok(None)
     }
 
     fn close(&self) -> Result<(), StoreError> {
@@ -916,7 +940,12 @@ impl Shared {
             let written = writer.append(&frames, last);
             match written {
                 Err(e) => Err((false, e)),
-                Ok(()) => match writer.sync() {
+                Ok(()) => match {
+                    let started = std::time::Instant::now();
+                    let synced = writer.sync();
+                    self.fsync.record(started.elapsed());
+                    synced
+                } {
                     Err(e) => Err((true, e)),
                     Ok(()) => {
                         // The batch is durable whatever happens next; a segment

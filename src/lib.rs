@@ -134,7 +134,10 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod backoff;
+pub mod bluum;
 mod clock;
 mod content;
 mod error;

@@ -147,7 +147,11 @@ fn a_failing_handler_is_retried_on_schedule_then_dead_lettered_then_replayed() {
     let stats = inbox.stats();
     assert_eq!(stats.retrying, 1);
     assert_eq!(stats.oldest_pending_age, Some(Duration::ZERO));
-    assert!(stats.fsync.count >= 2, "accept and outcome: {:?}", stats.fsync);
+    assert!(
+        stats.fsync.count >= 2,
+        "accept and outcome: {:?}",
+        stats.fsync
+    );
     assert!(stats.fsync.max >= stats.fsync.p99 && stats.fsync.max > Duration::ZERO);
 
     clock.advance(seconds(9));
@@ -175,7 +179,10 @@ fn a_failing_handler_is_retried_on_schedule_then_dead_lettered_then_replayed() {
     );
     let stats = inbox.stats();
     assert_eq!((stats.pending, stats.retrying, stats.dead), (0, 0, 1));
-    assert_eq!(stats.oldest_pending_age, None, "dead letters are not a backlog");
+    assert_eq!(
+        stats.oldest_pending_age, None,
+        "dead letters are not a backlog"
+    );
 
     // Nothing more happens to a dead letter, however long we wait.
     clock.advance(seconds(86_400));

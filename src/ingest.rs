@@ -352,8 +352,10 @@ impl Ingestor {
         headers: &H,
         body: &[u8],
     ) -> Result<Ingested, IngestError> {
+        let started = std::time::Instant::now();
         let outcome = self.ingest_unrecorded(headers, body);
         self.inner.inbox.inner().counters.record(&outcome);
+        crate::trace::ingested(&self.inner.source, &outcome, started.elapsed());
         outcome
     }
 

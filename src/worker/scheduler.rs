@@ -519,6 +519,7 @@ impl Scheduler {
     /// Passes a report to the observer; a panic in it is caught (the
     /// scheduler must go on).
     fn tell(&self, event: &Event, report: &Report) {
+        crate::trace::reported(event, report);
         if let Some(observer) = &self.config.observer {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 observer(event, report);
@@ -648,7 +649,7 @@ fn handler_loop(
         }
         slot.reported.store(false, Ordering::SeqCst);
         *lock(&slot.running) = Some((Instant::now(), Arc::clone(&job.event)));
-        let result = router.dispatch(&job.event);
+        let result = crate::trace::handling(&job.event, || router.dispatch(&job.event));
         *lock(&slot.running) = None;
         if done
             .send(Done {

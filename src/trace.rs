@@ -1,0 +1,100 @@
+//! `tracing` spans and events (feature `tracing`); without the feature every
+//! function here is an empty inline and costs nothing.
+//!
+//! - `webhook_inbox::ingest` events: one per delivery, `debug` when accepted
+//!   or a duplicate, `warn` when refused (with the reason and the status
+//!   answered), `error` when the store failed.
+//! - A `webhook_inbox.handle` span around every handler run (fields `source`,
+//!   `id`, `event_type`, `attempt`, `seq`), so your handler's own events carry
+//!   the event they belong to.
+//! - `webhook_inbox::worker` events for each recorded outcome: `debug`
+//!   handled or skipped, `warn` retrying or slow, `error` dead-lettered.
+
+use std::time::Duration;
+
+use crate::ingest::{IngestError, Ingested};
+use crate::router::Event;
+use crate::worker::Report;
+
+/// Reports one delivery's outcome.
+#[cfg(feature = "tracing")]
+pub(crate) fn ingested(source: &str, outcome: &Result<Ingested, IngestError>, took: Duration) {
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    match outcome {
+        Ok(Ingested::Accepted { id, seq }) => {
+            tracing::debug!(target: "webhook_inbox::ingest", source, id = id.as_str(), seq, micros, "accepted");
+        }
+        Ok(Ingested::Duplicate { id }) => {
+            tracing::debug!(target: "webhook_inbox::ingest", source, id = id.as_str(), micros, "duplicate");
+        }
+        Err(e @ IngestError::Storage(_)) => {
+            tracing::error!(target: "webhook_inbox::ingest", source, status = e.status(), error = %e, "store failed");
+        }
+        Err(e) => {
+            tracing::warn!(target: "webhook_inbox::ingest", source, status = e.status(), reason = %e, "refused");
+        }
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+#[inline(always)]
+pub(crate) fn ingested(_: &str, _: &Result<Ingested, IngestError>, _: Duration) {}
+
+/// Runs `run` (a handler attempt) inside a `webhook_inbox.handle` span.
+#[cfg(feature = "tracing")]
+pub(crate) fn handling<T>(event: &Event, run: impl FnOnce() -> T) -> T {
+    tracing::info_span!(
+        "webhook_inbox.handle",
+        source = event.source(),
+        id = event.id(),
+        event_type = event.event_type(),
+        attempt = event.attempt(),
+        seq = event.seq(),
+    )
+    .in_scope(run)
+}
+
+#[cfg(not(feature = "tracing"))]
+#[inline(always)]
+pub(crate) fn handling<T>(_: &Event, run: impl FnOnce() -> T) -> T {
+    run()
+}
+
+/// Reports a recorded outcome (or a slow handler).
+#[cfg(feature = "tracing")]
+pub(crate) fn reported(event: &Event, report: &Report) {
+    let (id, event_type, attempt) = (event.id(), event.event_type(), event.attempt());
+    match report {
+        Report::Handled => {
+            tracing::debug!(target: "webhook_inbox::worker", id, event_type, attempt, "handled");
+        }
+        Report::Skipped => {
+            tracing::debug!(target: "webhook_inbox::worker", id, event_type, "no handler: completed");
+        }
+        Report::Kept => {
+            tracing::debug!(target: "webhook_inbox::worker", id, event_type, "no handler: kept pending");
+        }
+        Report::Retrying {
+            attempt,
+            next_attempt,
+            error,
+        } => {
+            let in_secs = next_attempt
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                .as_secs();
+            tracing::warn!(target: "webhook_inbox::worker", id, event_type, attempt, retry_in_secs = in_secs, error = error.as_str(), "retrying");
+        }
+        Report::DeadLettered { attempt, error } => {
+            tracing::error!(target: "webhook_inbox::worker", id, event_type, attempt, error = error.as_str(), "dead-lettered");
+        }
+        Report::Slow { running_for } => {
+            let running_secs = running_for.as_secs();
+            tracing::warn!(target: "webhook_inbox::worker", id, event_type, attempt, running_secs, "slow handler");
+        }
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+#[inline(always)]
+pub(crate) fn reported(_: &Event, _: &Report) {}

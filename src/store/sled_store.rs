@@ -231,6 +231,16 @@ impl From<sled::Error> for OpenFailure {
     }
 }
 
+impl Shared {
+    /// `fdatasync`s the log, timing it for [`Stats::fsync`](crate::Stats::fsync).
+    fn timed_sync(&self, writer: &mut WalWriter) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        let synced = writer.sync();
+        self.fsync.record(started.elapsed());
+        synced
+    }
+}
+
 /// What a directory holds, as far as opening a store there is concerned.
 enum DirState {
     Missing,
@@ -940,12 +950,7 @@ impl Shared {
             let written = writer.append(&frames, last);
             match written {
                 Err(e) => Err((false, e)),
-                Ok(()) => match {
-                    let started = std::time::Instant::now();
-                    let synced = writer.sync();
-                    self.fsync.record(started.elapsed());
-                    synced
-                } {
+                Ok(()) => match self.timed_sync(&mut writer) {
                     Err(e) => Err((true, e)),
                     Ok(()) => {
                         // The batch is durable whatever happens next; a segment

@@ -217,6 +217,31 @@ fn a_second_opener_is_told_the_store_is_in_use() {
 }
 
 #[test]
+fn a_missing_or_foreign_directory_is_never_turned_into_a_store_by_mistake() {
+    let dir = TempDir::new("not-a-store");
+    let missing = dir.path().join("typo");
+    let err = Inbox::builder(&missing).create(false).open().unwrap_err();
+    assert!(matches!(err, OpenError::NotFound { .. }), "{err:?}");
+    assert!(!missing.exists(), "created the directory");
+
+    let foreign = dir.path().join("home");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    for builder in [Inbox::builder(&foreign), Inbox::builder(&foreign).create(false)] {
+        let err = builder.open().unwrap_err();
+        assert!(matches!(err, OpenError::NotAStore { .. }), "{err:?}");
+        assert!(err.to_string().contains("not a webhook-inbox store"), "{err}");
+    }
+    let entries: Vec<_> = std::fs::read_dir(&foreign).unwrap().collect();
+    assert_eq!(entries.len(), 1, "wrote into a foreign directory");
+
+    // An existing store opens without creating; an empty directory is created into.
+    let store = dir.path().join("store");
+    Inbox::open(&store).unwrap().close().unwrap();
+    Inbox::builder(&store).create(false).open().unwrap();
+}
+
+#[test]
 fn ingestors_share_a_store_and_sources_keep_ids_apart() {
     let dir = TempDir::new("sources");
     let inbox = Inbox::open(dir.path()).unwrap();

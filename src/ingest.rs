@@ -299,6 +299,26 @@ pub struct Reply {
     pub body: String,
 }
 
+impl Reply {
+    /// 503 with `Retry-After`, the answer `ingest` gives when the store
+    /// failed: for the failures your HTTP layer has before `ingest` gets to
+    /// answer (a blocking task that could not run, a body that could not be read).
+    ///
+    /// ```
+    /// use webhook_inbox::Reply;
+    ///
+    /// let r = Reply::unavailable();
+    /// assert_eq!((r.status, r.retry_after_secs), (503, Some(webhook_inbox::RETRY_AFTER.as_secs())));
+    /// ```
+    pub fn unavailable() -> Self {
+        Self {
+            status: 503,
+            retry_after_secs: Some(RETRY_AFTER.as_secs()),
+            body: "temporarily unavailable".to_owned(),
+        }
+    }
+}
+
 impl From<&Result<Ingested, IngestError>> for Reply {
     fn from(outcome: &Result<Ingested, IngestError>) -> Self {
         match outcome {
@@ -318,7 +338,7 @@ impl From<&Result<Ingested, IngestError>> for Reply {
                     IngestError::Rejected(VerifyError::NoMatchingSignature { .. }) => {
                         "invalid signature".to_owned()
                     }
-                    IngestError::Storage(_) => "temporarily unavailable".to_owned(),
+                    IngestError::Storage(_) => Self::unavailable().body,
                     other => other.to_string(),
                 },
             },
@@ -402,6 +422,23 @@ impl Ingestor {
                 Err(IngestError::Overloaded { pending, limit })
             }
         }
+    }
+
+    /// The largest body this ingestor accepts (413 above it). Give your HTTP
+    /// framework the same limit, so it reads no more than that and its own
+    /// limit does not refuse smaller deliveries first.
+    ///
+    /// ```
+    /// # use webhook_inbox::{Inbox, Scheme, Verifier, DEFAULT_MAX_BODY};
+    /// # let dir = std::env::temp_dir().join(format!("ingest-maxbody-{}", std::process::id()));
+    /// # let inbox = Inbox::open(&dir)?;
+    /// let i = inbox.ingestor(Verifier::new(Scheme::bluum(), ["whsec_aGk="])?).build()?;
+    /// assert_eq!(i.max_body(), DEFAULT_MAX_BODY);
+    /// # drop(i); inbox.close()?; std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_body(&self) -> usize {
+        self.inner.max_body
     }
 
     /// The source name events from this ingestor are stored under.

@@ -126,7 +126,10 @@
 //!   one worker per inbox: a second gets [`WorkerError::AlreadyRunning`].
 //! - No `unsafe` code.
 //! - Features: `http` (default) implements [`HeaderSource`] for `http::HeaderMap`;
-//!   `cli` builds the `webhook-inbox` command-line tool.
+//!   `axum` adds a ready-made axum handler (`webhook_inbox::axum`); `tracing`
+//!   emits `tracing` events for every delivery's outcome and every recorded
+//!   handler outcome, and runs each handler inside a `webhook_inbox.handle`
+//!   span naming its event; `cli` builds the `webhook-inbox` command-line tool.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -153,6 +156,7 @@ mod scheme;
 mod secret;
 mod sign;
 mod store;
+mod trace;
 mod verify;
 mod worker;
 

@@ -227,10 +227,16 @@ fn a_missing_or_foreign_directory_is_never_turned_into_a_store_by_mistake() {
     let foreign = dir.path().join("home");
     std::fs::create_dir_all(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
-    for builder in [Inbox::builder(&foreign), Inbox::builder(&foreign).create(false)] {
+    for builder in [
+        Inbox::builder(&foreign),
+        Inbox::builder(&foreign).create(false),
+    ] {
         let err = builder.open().unwrap_err();
         assert!(matches!(err, OpenError::NotAStore { .. }), "{err:?}");
-        assert!(err.to_string().contains("not a webhook-inbox store"), "{err}");
+        assert!(
+            err.to_string().contains("not a webhook-inbox store"),
+            "{err}"
+        );
     }
     let entries: Vec<_> = std::fs::read_dir(&foreign).unwrap().collect();
     assert_eq!(entries.len(), 1, "wrote into a foreign directory");

@@ -396,6 +396,7 @@ pub enum WorkerError {
 /// # inbox.close()?; std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "dropping the Worker stops it: keep it for as long as events should be handled"]
 pub struct Worker {
     stop: Arc<AtomicBool>,
     poke: Sender<()>,

@@ -1,0 +1,256 @@
+//! The HTTP examples, run as real servers: each example binary gets the same
+//! deliveries over real HTTP and must answer each with its mapped status, and
+//! its worker must run the handler for the accepted event, once.
+//!
+//! `cargo test` builds the examples before it runs the tests (`cargo test --test
+//! examples` alone does not: a missing or stale example binary fails the test
+//! and says so); these tests start `target/<profile>/examples/<name>` on port 0
+//! with a fresh store and `WEBHOOK_SECRET` set.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use common::{SECRET, TempDir, bluum_body, bluum_headers, now, signer};
+use webhook_inbox::{DEFAULT_MAX_BODY, Scheme, Signer};
+
+/// How long an example may take to start listening (a cold start on a busy CI machine).
+const STARTUP: Duration = Duration::from_secs(30);
+/// How long the worker may take to run the handler for an accepted event.
+const HANDLED: Duration = Duration::from_secs(10);
+
+/// The one scenario every example must pass.
+fn scenario(example: &str) {
+    let store = TempDir::new(example);
+    let mut server = Server::start(example, store.path());
+    let post = |headers: &[(String, String)], body: &[u8]| server.post(headers, body);
+
+    let body = bluum_body("order.filled", 1);
+    let headers = bluum_headers("evt_1", &body);
+    assert_eq!(post(&headers, &body), (200, "accepted".into()));
+    assert_eq!(
+        post(&headers, &body),
+        (200, "duplicate".into()),
+        "the sender retried"
+    );
+
+    let stranger = Signer::new(Scheme::bluum(), "whsec_c29tZWJvZHkgZWxzZQ==").unwrap();
+    let forged = stranger.sign("evt_forged", now(), &body);
+    assert_eq!(post(&forged, &body), (401, "invalid signature".into()));
+    let reserialised = String::from_utf8_lossy(&body).replace(",\"", ", \"");
+    let reserialised = reserialised.as_bytes();
+    assert_ne!(reserialised, body, "the same JSON, other bytes");
+    assert_eq!(
+        post(&bluum_headers("evt_reserialised", &body), reserialised),
+        (401, "invalid signature".into()),
+        "the signature covers the raw bytes"
+    );
+    let stale = signer().sign("evt_stale", now() - 600, &body);
+    assert_eq!(post(&stale, &body).0, 401, "replayed 10 minutes later");
+
+    let not_an_envelope = br#"["order.filled"]"#;
+    let signed = bluum_headers("evt_malformed", not_an_envelope);
+    assert_eq!(
+        post(&signed, not_an_envelope).0,
+        400,
+        "genuine but no event type"
+    );
+    assert_eq!(post(&[], &body).0, 400, "no signature headers");
+
+    let oversize = padded_envelope(DEFAULT_MAX_BODY + 1);
+    let signed = bluum_headers("evt_oversize", &oversize);
+    assert_eq!(post(&signed, &oversize).0, 413);
+
+    let last = bluum_body("order.filled", 2);
+    assert_eq!(
+        post(&bluum_headers("evt_2", &last), &last),
+        (200, "accepted".into())
+    );
+
+    server.wait_for("handled order.filled evt_1 attempt 1", HANDLED);
+    server.wait_for("handled order.filled evt_2 attempt 1", HANDLED);
+    let mut handled: Vec<&str> = server.lines_starting("handled ");
+    handled.sort_unstable();
+    assert_eq!(
+        handled,
+        [
+            "handled order.filled evt_1 attempt 1",
+            "handled order.filled evt_2 attempt 1"
+        ],
+        "each accepted event once, nothing refused"
+    );
+    assert_eq!(server.lines_starting("listening on ").len(), 1);
+}
+
+#[cfg(feature = "axum")]
+#[test]
+fn axum_example() {
+    scenario("axum");
+}
+
+#[test]
+fn actix_example() {
+    scenario("actix");
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn hyper_example() {
+    scenario("hyper");
+}
+
+#[test]
+fn tiny_http_example() {
+    scenario("tiny_http");
+}
+
+/// A Bluum envelope of exactly `len` bytes.
+fn padded_envelope(len: usize) -> Vec<u8> {
+    let (head, tail) = (
+        r#"{"event":"order.filled","timestamp":"2026-11-28T14:00:00Z","data":{"note":""#,
+        r#""}}"#,
+    );
+    let pad = "x".repeat(len - head.len() - tail.len());
+    format!("{head}{pad}{tail}").into_bytes()
+}
+
+/// `target/<profile>/examples/<name>`, next to this test's `deps/` directory.
+fn example_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps")
+        .join("examples");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let rebuild = "build the examples with `cargo test --all-features` \
+        (`cargo test --test examples` alone does not rebuild them)";
+    let built = modified(&path);
+    assert!(built.is_some(), "{} is missing: {rebuild}", path.display());
+    // Cargo's dep-info lists the example's sources: none may be newer than the binary.
+    let dep_info = std::fs::read_to_string(dir.join(format!("{name}.d"))).unwrap_or_default();
+    let sources = dep_info.split_once(": ").map_or("", |(_, sources)| sources);
+    if let Some(newer) = sources
+        .split_whitespace()
+        .find(|source| modified(Path::new(source)) > built)
+    {
+        panic!("{} is older than {newer}: {rebuild}", path.display());
+    }
+    path
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// A running example, killed when dropped, so also when an assertion fails.
+struct Server {
+    child: std::process::Child,
+    /// Its stdout, line by line, from a reader thread.
+    lines: Receiver<String>,
+    /// Every line read so far.
+    seen: Vec<String>,
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    /// Starts `example` on port 0 with its store in `store`, and waits until it listens.
+    fn start(example: &str, store: &Path) -> Self {
+        let path = example_path(example);
+        let mut child = Command::new(&path)
+            .args(["--port", "0", "--store"])
+            .arg(store)
+            .env("WEBHOOK_SECRET", SECRET)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut server = Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            url: String::new(),
+            agent,
+        };
+        let line = server.wait_for("listening on ", STARTUP);
+        let port: u16 = line
+            .strip_prefix("listening on http://127.0.0.1:")
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("{example}: unexpected first line {line:?}"));
+        assert_ne!(port, 0);
+        server.url = format!("http://127.0.0.1:{port}/webhooks/bluum");
+        server
+    }
+
+    /// POSTs a delivery; returns the status and the body.
+    fn post(&self, headers: &[(String, String)], body: &[u8]) -> (u16, String) {
+        let mut request = self.agent.post(&self.url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let mut response = request.send(body).expect("the example answers");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
+    /// Waits for a line containing `needle` (printed before or after this call).
+    fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.seen.iter().find(|line| line.contains(needle)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no line with {needle:?} within {timeout:?}; stdout so far: {:?}",
+                        self.seen
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "the example exited ({:?}) before printing {needle:?}; stdout: {:?}",
+                    self.child.try_wait(),
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// The lines printed so far that start with `prefix`.
+    fn lines_starting(&mut self, prefix: &str) -> Vec<&str> {
+        self.seen.extend(self.lines.try_iter());
+        let lines = self.seen.iter().map(String::as_str);
+        lines.filter(|line| line.starts_with(prefix)).collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -29,6 +29,10 @@
 //! - [`Inbox::events`], [`Inbox::event`], [`Inbox::replay`],
 //!   [`Inbox::purge_dead`] — what is pending, retrying or dead, and what to do
 //!   about it.
+//! - [`bluum`] — Bluum's event names, envelope and payload types (exact
+//!   decimal strings).
+//! - [`Stats`] (backlog, oldest pending age, retries, dead letters, fsync
+//!   latency) and [`WorkerStats`] — what to watch in production.
 //!
 //! ```
 //! use webhook_inbox::{

@@ -474,7 +474,8 @@ pub struct Stats {
     /// Events stored and not yet handled (retrying ones included; dead
     /// letters not).
     pub pending: u64,
-    /// Pending events that failed at least once and wait for their next attempt.
+    /// Pending events that failed at least once and wait for their next
+    /// attempt (a replayed dead letter counts here until it runs again).
     pub retrying: u64,
     /// Events parked after failing for good.
     pub dead: u64,

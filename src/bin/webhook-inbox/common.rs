@@ -1,6 +1,7 @@
-//! What the subcommands share: failures and their exit status, reading bodies,
-//! writing output.
+//! What the subcommands share: failures and their exit status, reading bodies
+//! and secrets, writing output, making sender-controlled text safe to print.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -15,6 +16,9 @@ pub enum Failure {
     Rejected(String),
     /// Bad flags, an unreadable file or an invalid configuration (exit 2).
     Usage(String),
+    /// The store or the receiver could not be used: in use, missing, not a
+    /// store, an I/O error, a connection failure (exit 2).
+    Unavailable(String),
 }
 
 impl Failure {
@@ -22,7 +26,7 @@ impl Failure {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Self::Rejected(_) => ExitCode::from(1),
-            Self::Usage(_) => ExitCode::from(2),
+            Self::Usage(_) | Self::Unavailable(_) => ExitCode::from(2),
         }
     }
 }
@@ -31,7 +35,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Rejected(message) => f.write_str(message),
-            Self::Usage(message) => write!(f, "error: {message}"),
+            Self::Usage(message) | Self::Unavailable(message) => write!(f, "error: {message}"),
         }
     }
 }
@@ -77,5 +81,93 @@ pub fn print(text: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::Usage(format!("cannot write to stdout: {e}")))
 }
 
+/// Writes raw bytes to stdout (a body need not be UTF-8).
+pub fn print_bytes(bytes: &[u8]) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::Usage(format!("cannot write to stdout: {e}")))
+}
+
+/// Writes `value` as pretty-printed JSON and a newline.
+pub fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::Usage(format!("cannot format the JSON output: {e}")))?;
+    print(&format!("{text}\n"))
+}
+
+/// `text` with control characters (newlines, escape sequences, …) escaped as
+/// `\n`, `\u{1b}`: ids, types, errors and headers come from senders and
+/// handlers, and must not move the cursor or recolour an operator's terminal.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// At most `max` characters of `text`, cleaned; an ellipsis marks a cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    let cleaned = clean(text);
+    if cleaned.chars().count() <= max {
+        return cleaned.into_owned();
+    }
+    let mut out: String = cleaned.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// `1 dead letter`, `2 dead letters`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Checks an event-type pattern as the router does: `*`, `domain.*`, or an
+/// exact type (no `*`, no spaces or control characters).
+pub fn parse_pattern(text: &str) -> Result<String, String> {
+    let name = text.strip_suffix(".*").unwrap_or(text);
+    let valid = text == "*"
+        || (!name.is_empty()
+            && !name.contains('*')
+            && !name.chars().any(|c| c.is_whitespace() || c.is_control()));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("expected an event type (`order.filled`), a domain (`order.*`) or `*`".to_owned())
+    }
+}
+
 /// The help text shared by every `--scheme` flag.
 pub const SCHEME_HELP: &str = "Provider scheme: standard, bluum, stripe, github, slack or shopify";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(clean("plain text"), "plain text");
+        assert_eq!(clean("a\nb\x1b[31m"), "a\\nb\\u{1b}[31m");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abcd", 4), "abcd");
+        assert_eq!(truncate("a\nb", 10), "a\\nb");
+    }
+
+    #[test]
+    fn patterns_are_checked_like_the_router_does() {
+        for ok in ["*", "order.*", "order.filled", "kyc"] {
+            assert_eq!(parse_pattern(ok), Ok(ok.to_owned()));
+        }
+        for bad in ["", ".*", "order*", "or der", "a.*.*", "**"] {
+            assert!(parse_pattern(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,13 +1,42 @@
 //! `webhook-inbox`: the operator's command-line tool.
 //!
-//! Exit status: 0 on success, 1 when the input was checked and refused (a
-//! delivery that is not genuine), 2 for a usage or configuration error.
+//! - `sign`, `verify`: produce or check a delivery's signature headers.
+//! - `send`: POST a signed test delivery to a receiver and print its answers.
+//! - `stats`, `list`, `show`, `replay`, `purge`: inspect and repair a store
+//!   (`--store DIR` or `WEBHOOK_INBOX_STORE`). The store is never created,
+//!   and sled allows one process per store, so these run while the service
+//!   is stopped; a running service offers the same operations through the
+//!   library (`Inbox::events`, `event`, `replay`, `purge_dead`).
+//!
+//! Every read command takes `--json`, as do `replay`, `purge` and `send`.
+//!
+//! Exit status:
+//! - 0: success.
+//! - 1: refused or not found — a delivery that is not genuine (`verify`), a
+//!   receiver that did not answer 2xx (`send`), an id with no stored event
+//!   (`show`) or no dead letter (`replay`).
+//! - 2: usage or configuration error, or the store or receiver could not be
+//!   used (in use, missing, not a store, corrupt, connection failed).
 #![forbid(unsafe_code)]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod common;
+mod duration;
+mod list;
+mod purge;
+mod replay;
+mod send;
+mod show;
 mod sign;
+mod stats;
+mod store;
+mod table;
+mod time;
 mod verify;
+mod view;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -16,10 +45,23 @@ use clap::{Parser, Subcommand};
 
 use crate::common::Failure;
 
-/// Sign and verify webhook deliveries the way Standard Webhooks, Bluum, Stripe,
-/// GitHub, Slack and Shopify do.
+/// Sign, verify and send webhook deliveries the way Standard Webhooks, Bluum,
+/// Stripe, GitHub, Slack and Shopify do, and inspect, replay and purge the
+/// events in a webhook-inbox store.
 #[derive(Debug, Parser)]
-#[command(name = "webhook-inbox", version)]
+#[command(
+    name = "webhook-inbox",
+    version,
+    after_help = "\
+Store commands (stats, list, show, replay, purge) open the store at --store DIR
+(or $WEBHOOK_INBOX_STORE) and never create one. Only one process can have a store
+open: stop the service first, or use the same operations through the library
+(Inbox::events, Inbox::event, Inbox::replay, Inbox::purge_dead) inside the service.
+
+Exit status: 0 success; 1 refused or not found (invalid signature, a non-2xx
+answer to `send`, an unknown id); 2 usage or configuration error, or the store
+or receiver could not be used."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,6 +73,18 @@ enum Command {
     Sign(sign::Args),
     /// Check a delivery's headers and raw body; print `valid` (exit 0) or the reason (exit 1).
     Verify(verify::Args),
+    /// POST a signed test delivery to a receiver and print each answer (exit 1 unless all 2xx).
+    Send(send::Args),
+    /// Show what the store holds: pending, retrying and dead events, dedup markers, backlog age.
+    Stats(stats::Args),
+    /// List stored events (pending, retrying, dead) as a table, a page at a time.
+    List(list::Args),
+    /// Show one stored event: state, error history, headers and body (exit 1 if unknown).
+    Show(show::Args),
+    /// Put dead letters back to work: one by id, by type, or all (the worker runs them).
+    Replay(replay::Args),
+    /// Delete dead letters for good (all, or those dead for at least --older-than).
+    Purge(purge::Args),
 }
 
 impl Command {
@@ -38,6 +92,12 @@ impl Command {
         match self {
             Self::Sign(args) => sign::run(args),
             Self::Verify(args) => verify::run(args),
+            Self::Send(args) => send::run(args),
+            Self::Stats(args) => stats::run(args),
+            Self::List(args) => list::run(args),
+            Self::Show(args) => show::run(args),
+            Self::Replay(args) => replay::run(args),
+            Self::Purge(args) => purge::run(args),
         }
     }
 }
@@ -57,5 +117,15 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr().lock(), "{failure}");
             failure.exit_code()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
 /// A new delivery id, `msg_` and 32 hex digits hashed from the time, the process
 /// id and the body, so two runs (or two bodies in the same nanosecond) differ.
-fn fresh_id(body: &[u8]) -> String {
+pub fn fresh_id(body: &[u8]) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

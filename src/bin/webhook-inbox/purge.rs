@@ -1,0 +1,52 @@
+//! `webhook-inbox purge --dead`: delete dead letters for good.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::{self, Failure};
+use crate::duration;
+use crate::store::{self, StoreArgs};
+
+/// Flags of `webhook-inbox purge`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Purge dead letters (required: the only kind of event purged for now).
+    #[arg(long, required = true)]
+    dead: bool,
+    /// Only those dead for at least this long: `30s`, `15m`, `2h`, `7d` [default: all].
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    older_than: Option<Duration>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print a JSON object (`purged`) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Purges and says how many.
+pub fn run(args: Args) -> Result<(), Failure> {
+    let inbox = args.store.open()?;
+    let purged = inbox.purge_dead(args.older_than);
+    let path = inbox.path().to_owned();
+    store::close(inbox)?;
+    let purged = purged.map_err(|e| store::store_failure(&path, &e))?;
+
+    if args.json {
+        return common::print_json(&json!({ "purged": purged }));
+    }
+    let which = args.older_than.map_or_else(String::new, |d| {
+        format!(" dead for at least {}", duration::display(d))
+    });
+    let mut text = format!(
+        "purged {}{which}\n",
+        common::plural(purged, "dead letter", "dead letters")
+    );
+    if purged > 0 {
+        text.push_str(
+            "Their dedup markers stay until the retention passes: redeliveries are still \
+             answered `duplicate`.\n",
+        );
+    }
+    common::print(&text)
+}

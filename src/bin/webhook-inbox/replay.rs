@@ -1,0 +1,66 @@
+//! `webhook-inbox replay`: put dead letters back to work.
+
+use serde_json::json;
+use webhook_inbox::Replay;
+
+use crate::common::{self, Failure};
+use crate::store::{self, StoreArgs};
+
+/// Flags of `webhook-inbox replay`.
+#[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("which").required(true).args(["id", "event_type", "all_dead"])
+))]
+pub struct Args {
+    /// The dead letter with this event id (from any source).
+    #[arg(value_name = "ID")]
+    id: Option<String>,
+    /// Every dead letter whose type matches: `transfer.deposit.failed`, `transfer.*` or `*`.
+    #[arg(long = "type", value_name = "PATTERN", value_parser = common::parse_pattern)]
+    event_type: Option<String>,
+    /// Every dead letter.
+    #[arg(long)]
+    all_dead: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print a JSON object (`replayed`) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Replays and says how many; exit 1 when an id names no dead letter.
+pub fn run(args: Args) -> Result<(), Failure> {
+    let which = match (args.id, args.event_type) {
+        (Some(id), _) => Replay::Id(id),
+        (None, Some(pattern)) => Replay::Type(pattern),
+        (None, None) => Replay::AllDead,
+    };
+    let inbox = args.store.open()?;
+    let replayed = inbox.replay(&which);
+    let path = inbox.path().to_owned();
+    store::close(inbox)?;
+    let replayed = replayed.map_err(|e| store::store_failure(&path, &e))?;
+
+    if let (Replay::Id(id), 0) = (&which, replayed) {
+        return Err(Failure::Rejected(format!(
+            "not found: no dead letter has id `{}` in {} (pending and retrying events are \
+             not replayed; see `webhook-inbox show`)",
+            common::clean(id),
+            path.display()
+        )));
+    }
+    if args.json {
+        return common::print_json(&json!({ "replayed": replayed }));
+    }
+    let mut text = format!(
+        "replayed {}\n",
+        common::plural(replayed, "dead letter", "dead letters")
+    );
+    if replayed > 0 {
+        text.push_str(
+            "They are due now, with attempts counted afresh and their error history kept.\n\
+             The service's worker runs them once the service has the store open again.\n",
+        );
+    }
+    common::print(&text)
+}

@@ -48,7 +48,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     loop {
-        let (stream, _) = listener.accept().await?;
+        // A failed accept (out of file descriptors, a reset) must not stop the server.
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
         let bluum = bluum.clone();
         let service = hyper::service::service_fn(move |req| receive(bluum.clone(), req));
         tokio::spawn(

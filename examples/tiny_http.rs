@@ -58,7 +58,8 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
 }
 
 fn receive(bluum: &Ingestor, mut request: Request) -> std::io::Result<()> {
-    if (request.method(), request.url()) != (&Method::Post, "/webhooks/bluum") {
+    let path = request.url().split('?').next().unwrap_or_default();
+    if (request.method(), path) != (&Method::Post, "/webhooks/bluum") {
         return request.respond(Response::from_string("not found").with_status_code(404));
     }
     // The raw bytes, exactly as sent (the signature covers them): never parse and

@@ -27,65 +27,49 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// `account.created`: a new account was created.
-pub const ACCOUNT_CREATED: &str = "account.created";
-/// `account.updated`: account details changed.
-pub const ACCOUNT_UPDATED: &str = "account.updated";
-/// `order.accepted`: an order was accepted for execution.
-pub const ORDER_ACCEPTED: &str = "order.accepted";
-/// `order.filled`: an order was fully filled.
-pub const ORDER_FILLED: &str = "order.filled";
-/// `order.partially_filled`: an order was partially filled.
-pub const ORDER_PARTIALLY_FILLED: &str = "order.partially_filled";
-/// `order.canceled`: an order was canceled.
-pub const ORDER_CANCELED: &str = "order.canceled";
-/// `order.rejected`: an order was rejected.
-pub const ORDER_REJECTED: &str = "order.rejected";
-/// `transfer.deposit.initiated`: a deposit was initiated.
-pub const DEPOSIT_INITIATED: &str = "transfer.deposit.initiated";
-/// `transfer.deposit.completed`: a deposit completed; the funds are available.
-pub const DEPOSIT_COMPLETED: &str = "transfer.deposit.completed";
-/// `transfer.deposit.failed`: a deposit failed.
-pub const DEPOSIT_FAILED: &str = "transfer.deposit.failed";
-/// `transfer.withdrawal.initiated`: a withdrawal was initiated.
-pub const WITHDRAWAL_INITIATED: &str = "transfer.withdrawal.initiated";
-/// `transfer.withdrawal.completed`: a withdrawal completed.
-pub const WITHDRAWAL_COMPLETED: &str = "transfer.withdrawal.completed";
-/// `transfer.withdrawal.failed`: a withdrawal failed.
-pub const WITHDRAWAL_FAILED: &str = "transfer.withdrawal.failed";
-/// `document.approved`: a KYC document was approved.
-pub const DOCUMENT_APPROVED: &str = "document.approved";
-/// `document.rejected`: a KYC document was rejected.
-pub const DOCUMENT_REJECTED: &str = "document.rejected";
-/// `kyc.verification.approved`: an investor passed KYC verification.
-pub const KYC_VERIFICATION_APPROVED: &str = "kyc.verification.approved";
+/// Declares each event name as a constant with its doc and a doc test, and
+/// `EVENT_TYPES` listing them all in order.
+macro_rules! catalog {
+    ($($name:ident = $value:literal, $what:literal;)*) => {
+        $(
+            #[doc = concat!("`", $value, "`: ", $what)]
+            ///
+            /// ```
+            #[doc = concat!("assert_eq!(webhook_inbox::bluum::", stringify!($name), ", \"", $value, "\");")]
+            /// ```
+            pub const $name: &str = $value;
+        )*
 
-/// Every event name above, in Bluum's documented order.
-///
-/// ```
-/// use webhook_inbox::bluum;
-///
-/// assert!(bluum::EVENT_TYPES.contains(&"order.filled"));
-/// assert_eq!(bluum::EVENT_TYPES.len(), 16);
-/// ```
-pub const EVENT_TYPES: [&str; 16] = [
-    ACCOUNT_CREATED,
-    ACCOUNT_UPDATED,
-    ORDER_ACCEPTED,
-    ORDER_FILLED,
-    ORDER_PARTIALLY_FILLED,
-    ORDER_CANCELED,
-    ORDER_REJECTED,
-    DEPOSIT_INITIATED,
-    DEPOSIT_COMPLETED,
-    DEPOSIT_FAILED,
-    WITHDRAWAL_INITIATED,
-    WITHDRAWAL_COMPLETED,
-    WITHDRAWAL_FAILED,
-    DOCUMENT_APPROVED,
-    DOCUMENT_REJECTED,
-    KYC_VERIFICATION_APPROVED,
-];
+        /// Every event name above, in Bluum's documented order.
+        ///
+        /// ```
+        /// use webhook_inbox::bluum;
+        ///
+        /// assert!(bluum::EVENT_TYPES.contains(&"order.filled"));
+        /// assert_eq!(bluum::EVENT_TYPES.len(), 16);
+        /// ```
+        pub const EVENT_TYPES: &[&str] = &[$($name),*];
+    };
+}
+
+catalog! {
+    ACCOUNT_CREATED = "account.created", "a new account was created.";
+    ACCOUNT_UPDATED = "account.updated", "account details changed.";
+    ORDER_ACCEPTED = "order.accepted", "an order was accepted for execution.";
+    ORDER_FILLED = "order.filled", "an order was fully filled.";
+    ORDER_PARTIALLY_FILLED = "order.partially_filled", "an order was partially filled.";
+    ORDER_CANCELED = "order.canceled", "an order was canceled.";
+    ORDER_REJECTED = "order.rejected", "an order was rejected.";
+    DEPOSIT_INITIATED = "transfer.deposit.initiated", "a deposit was initiated.";
+    DEPOSIT_COMPLETED = "transfer.deposit.completed", "a deposit completed; the funds are available.";
+    DEPOSIT_FAILED = "transfer.deposit.failed", "a deposit failed.";
+    WITHDRAWAL_INITIATED = "transfer.withdrawal.initiated", "a withdrawal was initiated.";
+    WITHDRAWAL_COMPLETED = "transfer.withdrawal.completed", "a withdrawal completed.";
+    WITHDRAWAL_FAILED = "transfer.withdrawal.failed", "a withdrawal failed.";
+    DOCUMENT_APPROVED = "document.approved", "a KYC document was approved.";
+    DOCUMENT_REJECTED = "document.rejected", "a KYC document was rejected.";
+    KYC_VERIFICATION_APPROVED = "kyc.verification.approved", "an investor passed KYC verification.";
+}
 
 /// A whole delivery: the event name, when Bluum created it, and its payload
 /// (`T`, or [`serde_json::Value`] when you only need the name).
@@ -111,7 +95,8 @@ pub struct Envelope<T = serde_json::Value> {
     pub data: T,
 }
 
-/// Buy or sell.
+/// Buy or sell. A value this version does not know reads as [`Side::Other`]
+/// (its text is not kept: read `data` as a [`serde_json::Value`] if you need it).
 ///
 /// ```
 /// use webhook_inbox::bluum::Side;

@@ -19,10 +19,10 @@ const STEP: usize = 512;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventState {
-    /// Not attempted yet (or attempted without a recorded outcome), or
-    /// replayed and not yet run again.
+    /// Not attempted yet (or attempted without a recorded outcome).
     Pending,
-    /// Failed at least once; the next attempt is scheduled.
+    /// Scheduled for another attempt: it failed at least once, or it is a
+    /// replayed dead letter (attempts back to 0, history kept) waiting to run.
     Retrying,
     /// Failed for good; waiting for an operator to replay or purge it.
     Dead,
@@ -38,15 +38,10 @@ impl std::fmt::Display for EventState {
     }
 }
 
-impl EventState {
-    /// Where a stored event stands, as operators see it: a replayed event
-    /// (scheduled, no failed attempt since the replay) is pending again.
-    fn of(stored: &Stored) -> Self {
-        match stored.standing() {
+impl From<Standing> for EventState {
+    fn from(standing: Standing) -> Self {
+        match standing {
             Standing::Fresh => Self::Pending,
-            Standing::Retrying if stored.progress.as_ref().is_some_and(|p| p.attempts == 0) => {
-                Self::Pending
-            }
             Standing::Retrying => Self::Retrying,
             Standing::Dead => Self::Dead,
         }
@@ -116,7 +111,7 @@ pub struct StoredEvent {
 
 impl From<Stored> for StoredEvent {
     fn from(stored: Stored) -> Self {
-        let state = EventState::of(&stored);
+        let state = EventState::from(stored.standing());
         let p = stored.progress.unwrap_or(Progress::new(0));
         Self {
             seq: stored.seq,
@@ -273,7 +268,8 @@ impl EventQuery {
 
     fn matches(&self, e: &Stored) -> bool {
         let received = from_unix_millis(e.event.received_at_ms);
-        self.state.is_none_or(|s| s == EventState::of(e))
+        self.state
+            .is_none_or(|s| s == EventState::from(e.standing()))
             && self
                 .event_type
                 .as_deref()

@@ -474,16 +474,18 @@ pub struct Stats {
     /// Events stored and not yet handled (retrying ones included; dead
     /// letters not).
     pub pending: u64,
-    /// Pending events that failed at least once and wait for their next
-    /// attempt (a replayed dead letter counts here until it runs again).
+    /// Pending events scheduled for another attempt: failed at least once,
+    /// or replayed dead letters waiting to run (see [`EventState::Retrying`](crate::EventState::Retrying)).
     pub retrying: u64,
     /// Events parked after failing for good.
     pub dead: u64,
     /// Dedup markers held (one per event id seen within the retention).
     pub dedup_markers: u64,
     /// How long ago the oldest event still waiting for its handler (fresh or
-    /// retrying) was received; `None` when nothing is pending. The backlog's
-    /// age: alert when it grows past what your handlers should take.
+    /// retrying) was received; `None` when nothing is pending (or the store
+    /// could not be read: `pending` says which). The backlog's age: alert when
+    /// it grows past what your handlers should take — a replayed dead letter
+    /// counts from when it was first received.
     pub oldest_pending_age: Option<Duration>,
     /// The log's `fdatasync` calls since the inbox was opened (each one
     /// acknowledges a whole group of deliveries).

@@ -79,11 +79,9 @@ pub(crate) fn reported(event: &Event, report: &Report) {
             next_attempt,
             error,
         } => {
-            let in_secs = next_attempt
-                .duration_since(std::time::SystemTime::now())
-                .unwrap_or_default()
-                .as_secs();
-            tracing::warn!(target: "webhook_inbox::worker", id, event_type, attempt, retry_in_secs = in_secs, error = error.as_str(), "retrying");
+            // The worker's clock may be injected: log the due time, not "in N s".
+            let next_attempt_unix_ms = crate::clock::unix_millis(*next_attempt);
+            tracing::warn!(target: "webhook_inbox::worker", id, event_type, attempt, next_attempt_unix_ms, error = error.as_str(), "retrying");
         }
         Report::DeadLettered { attempt, error } => {
             tracing::error!(target: "webhook_inbox::worker", id, event_type, attempt, error = error.as_str(), "dead-lettered");

@@ -1223,11 +1223,13 @@ fn replay_puts_dead_letters_back_to_work() {
 
     let inbox = reopen(&dir);
     let event = inbox.event(DEAD_ID).expect("read").expect("still stored");
-    // Back to work: due now, attempts counted afresh, history kept (the
-    // library lists a replayed event with history as `retrying`).
-    assert_ne!(event.state, EventState::Dead);
+    // Back to work: scheduled (`retrying`) and due now, attempts counted
+    // afresh, history kept.
+    assert_eq!(event.state, EventState::Retrying);
     assert_eq!((event.attempts, event.dead_at), (0, None));
-    let due = event.next_attempt.unwrap_or(event.received_at);
+    let due = event
+        .next_attempt
+        .expect("a retrying event has its next attempt");
     assert!(due <= std::time::SystemTime::now(), "due now: {event:?}");
     assert_eq!(event.errors.len(), 2, "history kept");
     assert_eq!((inbox.stats().dead, inbox.stats().pending), (0, 4));
@@ -1533,6 +1535,23 @@ fn send_refuses_bad_input_and_reports_unreachable_receivers() {
     let r = run(&bad_json);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("--data is not valid JSON"), "{r:?}");
+    assert_eq!(
+        receiver.requests.load(Ordering::SeqCst),
+        0,
+        "nothing was sent"
+    );
+
+    let non_ascii_id = run(&send_args(&url, "bluum", STANDARD_SECRET, "é id"));
+    assert_eq!(non_ascii_id.code, 2, "{non_ascii_id:?}");
+    assert!(
+        non_ascii_id.stderr.contains("printable ASCII"),
+        "{non_ascii_id:?}"
+    );
+    let mut no_time = send_args(&url, "bluum", STANDARD_SECRET, "evt_no_time");
+    no_time.extend(["--timeout", "0s"]);
+    let r = run(&no_time);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("at least 1s"), "{r:?}");
     assert_eq!(
         receiver.requests.load(Ordering::SeqCst),
         0,

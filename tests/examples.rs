@@ -73,6 +73,8 @@ fn scenario(example: &str) {
 
     server.wait_for("handled order.filled evt_1 attempt 1", HANDLED);
     server.wait_for("handled order.filled evt_2 attempt 1", HANDLED);
+    // Give a wrongful second run (or a refused delivery's run) time to show.
+    std::thread::sleep(Duration::from_millis(300));
     let mut handled: Vec<&str> = server.lines_starting("handled ");
     handled.sort_unstable();
     assert_eq!(

@@ -241,6 +241,12 @@ fn a_missing_or_foreign_directory_is_never_turned_into_a_store_by_mistake() {
     let entries: Vec<_> = std::fs::read_dir(&foreign).unwrap().collect();
     assert_eq!(entries.len(), 1, "wrote into a foreign directory");
 
+    // A fresh volume (only `lost+found`, hidden files) counts as empty.
+    let volume = dir.path().join("volume");
+    std::fs::create_dir_all(volume.join("lost+found")).unwrap();
+    std::fs::write(volume.join(".gitkeep"), "").unwrap();
+    Inbox::open(&volume).unwrap().close().unwrap();
+
     // An existing store opens without creating; an empty directory is created into.
     let store = dir.path().join("store");
     Inbox::open(&store).unwrap().close().unwrap();

@@ -260,9 +260,19 @@ fn dir_state(dir: &Path) -> std::io::Result<DirState> {
     if dir.join("sled").is_dir() || dir.join("wal").is_dir() {
         return Ok(DirState::Store);
     }
-    Ok(match entries.next() {
-        None => DirState::Empty,
-        Some(_) => DirState::Foreign,
+    // A fresh volume's `lost+found` and hidden files (`.gitkeep`, `.DS_Store`)
+    // do not make a directory someone else's.
+    let foreign = entries.any(|entry| {
+        entry.is_ok_and(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !(name.starts_with('.') || name == "lost+found")
+        })
+    });
+    Ok(if foreign {
+        DirState::Foreign
+    } else {
+        DirState::Empty
     })
 }
 
@@ -404,11 +414,30 @@ impl Store for SledStore {
         self.shared.open()?;
         let trees = &self.shared.trees;
         // Events are kept in acceptance order; the first one that is not a
-        // dead letter is the oldest pending. (This walks past dead letters
-        // older than it: purge them to keep `stats()` quick.)
+        // dead letter is the oldest pending. Both trees are keyed by seq, so
+        // they are walked side by side (past the dead letters older than it:
+        // purging them keeps `stats()` quick).
+        let mut dead = trees.dead.iter().keys().peekable();
         for item in trees.events.iter() {
             let (key, value) = item?;
-            if trees.dead.contains_key(&key)? {
+            let mut is_dead = false;
+            while let Some(next) = dead.peek() {
+                match next {
+                    Ok(d) if d.as_ref() < key.as_ref() => {
+                        dead.next();
+                    }
+                    Ok(d) => {
+                        is_dead = d.as_ref() == key.as_ref();
+                        break;
+                    }
+                    Err(_) => {
+                        if let Some(Err(e)) = dead.next() {
+                            return Err(e.into());
+                        }
+                    }
+                }
+            }
+            if is_dead {
                 continue;
             }
             let event = record::decode_event(&value).map_err(StoreError::Corrupt)?;

@@ -145,6 +145,43 @@ pub fn parse_pattern(text: &str) -> Result<String, String> {
     }
 }
 
+/// The key a delivery is signed with, as `sign` and `send` take it: exactly one
+/// of `--secret`, `--secret-file`, `--signing-key`.
+#[derive(Debug, clap::Args)]
+#[group(id = "key", required = true, multiple = false)]
+pub struct SigningKey {
+    /// HMAC secret, as the provider hands it out (`whsec_…` for standard/bluum).
+    #[arg(long, value_name = "SECRET", allow_hyphen_values = true)]
+    secret: Option<webhook_inbox::Secret>,
+    /// File holding the HMAC secret (keeps it off the command line), instead of --secret.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<std::path::PathBuf>,
+    /// Ed25519 signing key `whsk_<base64>` (standard/bluum), instead of --secret.
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    signing_key: Option<webhook_inbox::Secret>,
+}
+
+impl SigningKey {
+    /// A signer for `scheme` with this key. Secrets stay wrapped in `Secret`
+    /// (whose `Debug` prints `***`) until used.
+    pub fn signer(self, scheme: webhook_inbox::Scheme) -> Result<webhook_inbox::Signer, Failure> {
+        use webhook_inbox::Signer;
+        let secret = match (self.secret, &self.secret_file) {
+            (None, Some(path)) => Some(read_secret(path)?),
+            (secret, _) => secret,
+        };
+        Ok(match (secret, self.signing_key) {
+            (_, Some(key)) => Signer::ed25519(scheme, key)?,
+            (Some(secret), None) => Signer::new(scheme, secret)?,
+            (None, None) => {
+                return Err(Failure::Usage(
+                    "one of --secret, --secret-file or --signing-key is required".into(),
+                ));
+            }
+        })
+    }
+}
+
 /// The help text shared by every `--scheme` flag.
 pub const SCHEME_HELP: &str = "Provider scheme: standard, bluum, stripe, github, slack or shopify";
 

@@ -2,35 +2,24 @@
 //! provider would, and print each answer.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use webhook_inbox::{Scheme, Secret, Signer};
+use webhook_inbox::{Scheme, Signer};
 
 use crate::common::{self, Failure};
 use crate::{duration, sign, time};
 
 /// Flags of `webhook-inbox send`.
 #[derive(Debug, clap::Args)]
-#[command(group(
-    clap::ArgGroup::new("key").required(true).args(["secret", "secret_file", "signing_key"])
-))]
 pub struct Args {
     /// The receiver's URL (plain `http://`; this build has no TLS).
     #[arg(long, value_name = "URL")]
     url: String,
     #[arg(long, value_name = "NAME", help = common::SCHEME_HELP)]
     scheme: Scheme,
-    /// HMAC secret the receiver verifies with (`whsec_…` for standard/bluum).
-    #[arg(long, value_name = "SECRET", allow_hyphen_values = true)]
-    secret: Option<Secret>,
-    /// File holding the HMAC secret (keeps it off the command line), instead of --secret.
-    #[arg(long, value_name = "FILE")]
-    secret_file: Option<PathBuf>,
-    /// Ed25519 signing key `whsk_<base64>` (standard/bluum), instead of --secret.
-    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
-    signing_key: Option<Secret>,
+    #[command(flatten)]
+    key: common::SigningKey,
     /// The event type, such as `order.filled`.
     #[arg(long = "type", value_name = "TYPE", value_parser = parse_text)]
     event_type: String,
@@ -46,22 +35,32 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: u32,
     /// Give up on an attempt after this long: `10s`, `1m`.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
     timeout: Duration,
     /// Print a JSON object (`id`, `type`, `attempts` with `status` and `body`) instead of text.
     #[arg(long)]
     json: bool,
 }
 
-/// Ids and types travel in headers for some schemes: one line, no control characters.
+/// Ids and types travel in headers for some schemes, and HTTP header values
+/// are printable ASCII: say so here rather than let the connection fail.
 fn parse_text(text: &str) -> Result<String, String> {
     if text.is_empty() {
         return Err("must not be empty".into());
     }
-    if text.chars().any(char::is_control) {
-        return Err("must not hold control characters such as newlines".into());
+    if !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err("must be printable ASCII (it may travel in an HTTP header)".into());
     }
     Ok(text.to_owned())
+}
+
+/// A per-attempt timeout: at least a second, so every attempt has a chance.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = duration::parse(text)?;
+    if timeout < Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(timeout)
 }
 
 /// A signed delivery: the headers and body a provider would send.
@@ -86,19 +85,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     check_url(&args.url)?;
     serde_json::from_str::<serde::de::IgnoredAny>(&args.data)
         .map_err(|e| Failure::Usage(format!("--data is not valid JSON: {e}")))?;
-    let secret = match (args.secret, &args.secret_file) {
-        (None, Some(path)) => Some(common::read_secret(path)?),
-        (secret, _) => secret,
-    };
-    let signer = match (secret, args.signing_key) {
-        (_, Some(key)) => Signer::ed25519(args.scheme, key)?,
-        (Some(secret), None) => Signer::new(args.scheme, secret)?,
-        (None, None) => {
-            return Err(Failure::Usage(
-                "one of --secret, --secret-file or --signing-key is required".into(),
-            ));
-        }
-    };
+    let signer = args.key.signer(args.scheme)?;
     let delivery = build(
         &signer,
         args.id,

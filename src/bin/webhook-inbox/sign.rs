@@ -5,27 +5,17 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use webhook_inbox::{Clock, Scheme, Secret, Signer, SystemClock};
+use webhook_inbox::{Clock, Scheme, SystemClock};
 
 use crate::common::{self, Failure};
 
 /// Flags of `webhook-inbox sign`.
 #[derive(Debug, clap::Args)]
-#[command(group(
-    clap::ArgGroup::new("key").required(true).args(["secret", "secret_file", "signing_key"])
-))]
 pub struct Args {
     #[arg(long, value_name = "NAME", help = common::SCHEME_HELP)]
     scheme: Scheme,
-    /// HMAC secret, as the provider hands it out (`whsec_…` for standard/bluum).
-    #[arg(long, value_name = "SECRET", allow_hyphen_values = true)]
-    secret: Option<Secret>,
-    /// File holding the HMAC secret (keeps it off the command line), instead of --secret.
-    #[arg(long, value_name = "FILE")]
-    secret_file: Option<PathBuf>,
-    /// Ed25519 signing key `whsk_<base64>` (standard/bluum), instead of --secret.
-    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
-    signing_key: Option<Secret>,
+    #[command(flatten)]
+    key: common::SigningKey,
     /// Delivery id [default: a fresh `msg_<hex>`]. Ignored by schemes without an id header.
     #[arg(long, value_name = "ID", value_parser = parse_id)]
     id: Option<String>,
@@ -52,20 +42,7 @@ fn parse_id(text: &str) -> Result<String, String> {
 
 /// Signs the body and prints one `Name: value` line per header.
 pub fn run(args: Args) -> Result<(), Failure> {
-    // Secrets stay wrapped in `Secret` (whose `Debug` prints `***`) until used.
-    let secret = match (args.secret, &args.secret_file) {
-        (None, Some(path)) => Some(common::read_secret(path)?),
-        (secret, _) => secret,
-    };
-    let signer = match (secret, args.signing_key) {
-        (_, Some(key)) => Signer::ed25519(args.scheme, key)?,
-        (Some(secret), None) => Signer::new(args.scheme, secret)?,
-        (None, None) => {
-            return Err(Failure::Usage(
-                "one of --secret or --signing-key is required".into(),
-            ));
-        }
-    };
+    let signer = args.key.signer(args.scheme)?;
     let body = common::read_body(&args.body_file)?;
     let timestamp = args.timestamp.unwrap_or_else(|| SystemClock.unix_seconds());
     let id = args.id.unwrap_or_else(|| fresh_id(&body));

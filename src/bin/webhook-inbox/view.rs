@@ -82,7 +82,8 @@ pub fn body_text(body: &[u8]) -> (&'static str, String) {
 /// Re-indents valid JSON text, two spaces per level, keeping the sender's
 /// key order and every number and string exactly as sent (parsing into a
 /// `serde_json::Value` would sort keys and could round numbers). Control
-/// characters cannot occur raw in valid JSON, so the output is terminal-safe.
+/// characters inside strings are written as `\uXXXX` escapes, so the output is
+/// terminal-safe.
 fn reindent(json: &str) -> String {
     let mut out = String::with_capacity(json.len() * 2);
     let mut depth = 0usize;
@@ -95,7 +96,13 @@ fn reindent(json: &str) -> String {
     let mut chars = json.chars().peekable();
     while let Some(c) = chars.next() {
         if in_string {
-            out.push(c);
+            if c.is_control() {
+                // DEL and C1 controls (U+009B starts a terminal escape) may
+                // occur raw in valid JSON strings: write them escaped.
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            } else {
+                out.push(c);
+            }
             if escaped {
                 escaped = false;
             } else if c == '\\' {
@@ -200,6 +207,17 @@ mod tests {
         let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed, serde_json::from_slice::<Value>(body).unwrap());
         assert_eq!(body_text(b" 42 ").1, "42");
+    }
+
+    #[test]
+    fn raw_del_and_c1_controls_inside_json_strings_are_escaped() {
+        let body = "{\"a\":\"x\u{9b}31m\u{7f}\"}";
+        let (kind, text) = body_text(body.as_bytes());
+        assert_eq!(kind, "JSON");
+        assert!(!text.contains(['\u{9b}', '\u{7f}']), "{text:?}");
+        assert!(text.contains("\\u009b31m\\u007f"), "{text:?}");
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed, serde_json::from_str::<Value>(body).unwrap());
     }
 
     #[test]

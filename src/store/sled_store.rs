@@ -241,6 +241,50 @@ impl Shared {
     }
 }
 
+/// The `meta` key of the counts a clean close leaves for the next open.
+const CLEAN_COUNTS: &[u8] = b"clean_counts";
+
+/// The store's counts as of log position `lsn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SavedCounts {
+    lsn: u64,
+    pending: u64,
+    retrying: u64,
+    dead: u64,
+    markers: u64,
+}
+
+impl SavedCounts {
+    fn encode(&self) -> [u8; 40] {
+        let mut out = [0; 40];
+        let fields = [
+            self.lsn,
+            self.pending,
+            self.retrying,
+            self.dead,
+            self.markers,
+        ];
+        for (chunk, v) in out.chunks_exact_mut(8).zip(fields) {
+            chunk.copy_from_slice(&v.to_be_bytes());
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut fields = bytes
+            .chunks_exact(8)
+            .map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_be_bytes));
+        let saved = Self {
+            lsn: fields.next()??,
+            pending: fields.next()??,
+            retrying: fields.next()??,
+            dead: fields.next()??,
+            markers: fields.next()??,
+        };
+        (bytes.len() == 40).then_some(saved)
+    }
+}
+
 /// What a directory holds, as far as opening a store there is concerned.
 enum DirState {
     Missing,
@@ -338,10 +382,35 @@ impl SledStore {
         let last = writer.last_lsn().max(replayed_last).max(stored_last);
         trees.meta.insert(b"applied_lsn", &last.to_be_bytes())?;
 
-        let dead = trees.dead.len() as u64;
-        let pending = (trees.events.len() as u64).saturating_sub(dead);
-        let retrying = (trees.progress.len() as u64).saturating_sub(dead);
-        let markers = trees.dedup.len() as u64;
+        // Counting the trees walks every key (seconds with a million events);
+        // a clean close leaves the counts behind, valid only if nothing was
+        // logged after them. They are removed now, so a crash from here on
+        // means counting again at the next open.
+        let saved = trees
+            .meta
+            .remove(CLEAN_COUNTS)?
+            .and_then(|v| SavedCounts::decode(&v))
+            .filter(|c| c.lsn == stored_last && c.lsn == last);
+        db.flush()?;
+        let SavedCounts {
+            pending,
+            retrying,
+            dead,
+            markers,
+            ..
+        } = match saved {
+            Some(counts) => counts,
+            None => {
+                let dead = trees.dead.len() as u64;
+                SavedCounts {
+                    lsn: last,
+                    pending: (trees.events.len() as u64).saturating_sub(dead),
+                    retrying: (trees.progress.len() as u64).saturating_sub(dead),
+                    dead,
+                    markers: trees.dedup.len() as u64,
+                }
+            }
+        };
         let (to_applier, from_log) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             path: dir.to_owned(),
@@ -468,6 +537,24 @@ impl Store for SledStore {
             return Err(StoreError::Poisoned(reason));
         }
         shared.checkpoint(Checkpoint::All)?;
+        // Everything is applied and nothing more will be: leave the counts
+        // for the next open (best effort; without them it counts the trees).
+        let counts = self.counts();
+        let saved = SavedCounts {
+            lsn: shared.applied_lsn.load(Ordering::SeqCst),
+            pending: counts.pending,
+            retrying: counts.retrying,
+            dead: counts.dead,
+            markers: counts.markers,
+        };
+        if shared
+            .trees
+            .meta
+            .insert(CLEAN_COUNTS, saved.encode().to_vec())
+            .is_ok()
+        {
+            let _ = shared.db.flush();
+        }
         Ok(())
     }
 
@@ -1303,6 +1390,56 @@ mod tests {
                 Ok(Insert::Accepted { .. })
             ));
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The counts a clean close leaves are used by the next open only if no
+    /// log record came after them, and are gone while the store is open.
+    #[test]
+    fn a_clean_close_leaves_counts_the_next_open_trusts_only_if_current() {
+        let dir = std::env::temp_dir().join(format!("sled-store-counts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // Rewrites the saved counts with sled alone (the store is closed).
+        let forge = |change: &dyn Fn(&mut SavedCounts)| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            let db = loop {
+                match sled::open(dir.join("sled")) {
+                    Ok(db) => break db,
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            let meta = db.open_tree("meta").unwrap();
+            let mut saved = SavedCounts::decode(&meta.get(CLEAN_COUNTS).unwrap().unwrap()).unwrap();
+            change(&mut saved);
+            meta.insert(CLEAN_COUNTS, saved.encode().to_vec()).unwrap();
+            db.flush().unwrap();
+        };
+        {
+            let store = SledStore::open(&dir, settings(), true).ok().unwrap();
+            for id in ["a", "b", "c"] {
+                store.insert(event(id)).unwrap();
+            }
+            store.close().unwrap();
+        }
+        forge(&|saved| {
+            assert_eq!((saved.lsn, saved.pending, saved.markers), (3, 3, 3));
+            // Claims a position the store is not at: must be ignored.
+            saved.lsn = 4;
+            saved.pending = 42;
+        });
+        {
+            let store = SledStore::open(&dir, settings(), true).ok().unwrap();
+            assert_eq!(store.counts().pending, 3, "counted, not trusted");
+            assert!(store.shared.trees.meta.get(CLEAN_COUNTS).unwrap().is_none());
+            store.close().unwrap();
+        }
+        forge(&|saved| saved.pending = 42);
+        let store = SledStore::open(&dir, settings(), true).ok().unwrap();
+        assert_eq!(store.counts().pending, 42, "a current record is used as is");
+        drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -80,6 +80,15 @@ impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
+
+    /// On Linux, the coarse wall clock: the kernel's time at its last tick (a
+    /// few milliseconds behind at most), read without the fine clock's
+    /// hardware counter — whole seconds are all a timestamp check needs, and
+    /// it is on the path of every verification.
+    #[cfg(target_os = "linux")]
+    fn unix_seconds(&self) -> i64 {
+        rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse).tv_sec
+    }
 }
 
 /// A clock that only moves when told to; clones share the same time.

@@ -428,20 +428,16 @@ impl<'a> Candidates<'_, 'a> {
     }
 }
 
-/// Constant-time equality of two byte strings of public length, eight bytes
-/// at a time through `subtle`.
+/// Constant-time equality of two byte strings of public length: every
+/// byte's difference is OR-ed in with no early exit, and only the final "all
+/// zero?" goes through `subtle` (which keeps the optimizer from turning it
+/// back into a short-circuiting comparison).
 fn ct_equal(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let mut equal = subtle::Choice::from(1u8);
-    let (mut a8, mut b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in a8.by_ref().zip(b8.by_ref()) {
-        let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-        equal &= word(x).ct_eq(&word(y));
-    }
-    equal &= a8.remainder().ct_eq(b8.remainder());
-    bool::from(equal)
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    bool::from(diff.ct_eq(&0))
 }
 
 impl Verifier {

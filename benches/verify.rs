@@ -13,48 +13,50 @@
 //! - `svix_verify`: `svix::webhooks::Webhook::verify` over the same Standard
 //!   Webhooks headers (as an `http::HeaderMap`), secret and body.
 //!
-//! Group `parse`: `standard_header` splits a 3-signature `webhook-signature`
-//! value with [`SignatureFormat::STANDARD`].
+//! Group `parse` (the signature-header parser, [`SignatureFormat::entries`]):
+//! `standard_header` splits a 3-signature `webhook-signature` value with
+//! [`SignatureFormat::STANDARD`]; `stripe_header` a `t=…,v1=…,v1=…` value with
+//! [`SignatureFormat::KEY_VALUE_LIST`].
+//!
+//! Group `store`: `ingest_buffered` is [`Ingestor::ingest`] of a signed 1 KiB
+//! Bluum delivery with a fresh id every iteration into an [`Inbox`] opened with
+//! [`Durability::Buffered`] (100 ms), so it measures the CPU of verify, dedup
+//! and the log append, not the disk. Signing happens outside the timed part.
+//!
+//! The comparisons with SQLite, the bare log and the disk are in
+//! `cargo bench --bench compare`.
+
+mod common;
 
 use std::hint::black_box;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use common::{BODY_LEN, SECRET};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use webhook_inbox::{KeyFormat, ManualClock, Scheme, SignatureFormat, Signer, Verifier};
+use webhook_inbox::{
+    Durability, Inbox, Ingested, KeyFormat, ManualClock, Scheme, SignatureFormat, Signer, Verifier,
+};
 
-const BODY_LEN: usize = 1024;
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
 const SCHEMES: [&str; 6] = ["standard", "bluum", "stripe", "github", "slack", "shopify"];
 /// Three `v1` signatures, the valid one last (the multi-signature test vector's shape).
 const THREE_SIGNATURES: &[u8] = b"v1,tFtCZ5RDCPxzWQRWXWPgrCgE2frDBe9gjpbWQxnVfsQ= \
 v1,Mm7xgUVICxZfQ3bgf0h0Dof65L/IFx+PnZvnDWPCX6Q= \
 v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
-
-/// A Bluum envelope `{"event","timestamp","data"}` padded to exactly 1 KiB.
-fn body() -> Vec<u8> {
-    let head = r#"{"event":"order.filled","timestamp":"2026-11-28T12:00:00Z","data":{"id":"ord_1","account_id":"acc_7Hq2","symbol":"AAPL","side":"buy","qty":"10","filled_avg_price":"227.41","note":""#;
-    let tail = r#""}}"#;
-    let pad = BODY_LEN - head.len() - tail.len();
-    let body = format!("{head}{}{tail}", "x".repeat(pad));
-    assert_eq!(body.len(), BODY_LEN);
-    assert!(serde_json::from_str::<serde_json::Value>(&body).is_ok());
-    body.into_bytes()
-}
-
-/// "Now", so that svix (which reads the system clock) accepts the timestamp too.
-fn now() -> i64 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    i64::try_from(secs).unwrap_or(i64::MAX)
-}
+/// A Stripe header with a timestamp and two `v1` signatures.
+const STRIPE_HEADER: &[u8] = b"t=1492774577,\
+v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd,\
+v1=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39";
 
 fn bench_verify(c: &mut Criterion) {
-    let body = body();
-    let ts = now();
+    let body = common::body(1);
+    assert_eq!(body.len(), BODY_LEN);
+    assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+    // "Now", so that svix (which reads the system clock) accepts the timestamp too.
+    let ts = common::now_secs();
     let mut group = c.benchmark_group("body_1KiB");
     group.throughput(Throughput::Bytes(BODY_LEN as u64));
 
@@ -136,8 +138,66 @@ fn bench_verify(c: &mut Criterion) {
             }
         });
     });
+    group.throughput(Throughput::Bytes(STRIPE_HEADER.len() as u64));
+    assert_eq!(
+        SignatureFormat::KEY_VALUE_LIST
+            .entries(STRIPE_HEADER)
+            .count(),
+        3
+    );
+    group.bench_function("stripe_header", |b| {
+        b.iter(|| {
+            for entry in SignatureFormat::KEY_VALUE_LIST.entries(black_box(STRIPE_HEADER)) {
+                black_box(entry);
+            }
+        });
+    });
     group.finish();
 }
 
-criterion_group!(benches, bench_verify);
+fn bench_store(c: &mut Criterion) {
+    let dir =
+        std::env::temp_dir().join(format!("webhook-inbox-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let inbox = Inbox::builder(&dir)
+        .durability(Durability::Buffered(Duration::from_millis(100)))
+        .max_pending(u64::MAX)
+        .open()
+        .expect("open the inbox");
+    let bluum = inbox
+        .ingestor(Verifier::new(Scheme::bluum(), [SECRET]).expect("a valid secret"))
+        .build()
+        .expect("an ingestor");
+    let signer = Signer::new(Scheme::bluum(), SECRET).expect("a valid secret");
+    let next = AtomicU64::new(0);
+    // Signed outside the timed part; a fresh id (and body) every iteration.
+    let delivery = || {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        let body = common::body(n as usize);
+        (
+            signer.sign(&format!("evt_{n}"), common::now_secs(), &body),
+            body,
+        )
+    };
+
+    let mut group = c.benchmark_group("store");
+    group.throughput(Throughput::Bytes(BODY_LEN as u64));
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("ingest_buffered", |b| {
+        b.iter_batched(
+            delivery,
+            |(headers, body)| {
+                let outcome = bluum.ingest(&headers, &body).expect("accepted");
+                assert!(matches!(outcome, Ingested::Accepted { .. }));
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+    drop(bluum);
+    inbox.close().expect("close the inbox");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, bench_verify, bench_store);
 criterion_main!(benches);

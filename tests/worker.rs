@@ -721,7 +721,10 @@ fn dead_letters_keep_their_marker_past_the_retention() {
         s.handled == 1 && s.dead_lettered == 1
     });
     // Reading waits until the outcomes are applied, so the collector sees them.
-    assert!(inbox.event("done").unwrap().is_none(), "handled: no longer stored");
+    assert!(
+        inbox.event("done").unwrap().is_none(),
+        "handled: no longer stored"
+    );
     clock.advance(seconds(7200));
     assert_eq!(inbox.collect_expired().unwrap(), 1); // the handled one's marker only
     assert_eq!(inbox.stats().dedup_markers, 1);

@@ -1,0 +1,145 @@
+//! A store on a small filesystem that fills up: ingest answers 503 (storage),
+//! nothing acknowledged is lost, and ingest works again once space is freed —
+//! at once when the log's write was refused, after a reopen when sled's was.
+//!
+//! Needs to mount a size-limited tmpfs, so it runs as root; otherwise it says
+//! why it is skipped and passes.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{TempDir, bluum_body, bluum_headers};
+use webhook_inbox::{Inbox, IngestError, Ingested, Ingestor, Scheme, Verifier};
+
+/// A tmpfs of `size` mounted at `at`, unmounted on drop.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, size: &str) -> Result<Self, String> {
+        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if out.status.success() {
+            Ok(Self(at.to_owned()))
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn bluum(inbox: &Inbox) -> Ingestor {
+    inbox
+        .ingestor(Verifier::new(Scheme::bluum(), [common::SECRET]).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Fills the filesystem with `path`, then gives back `leave` bytes.
+fn fill(path: &Path, leave: u64) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![1u8; 1 << 20];
+    let mut written = 0u64;
+    while f.write_all(&chunk).is_ok() {
+        written += chunk.len() as u64;
+    }
+    let _ = f.flush();
+    f.set_len(written.saturating_sub(leave)).unwrap();
+}
+
+#[test]
+fn a_full_disk_refuses_with_503_keeps_what_was_acknowledged_and_recovers() {
+    let dir = TempDir::new("disk-full");
+    let mount = match Mount::tmpfs(&dir.path().join("fs"), "48m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!(
+                "skipped: cannot mount a size-limited tmpfs ({why}); run as root to test a full disk"
+            );
+            return;
+        }
+    };
+    let store = mount.0.join("store");
+    let inbox = Inbox::open(&store).unwrap();
+    let ingestor = bluum(&inbox);
+    fill(&mount.0.join("filler"), 2 << 20);
+
+    let mut acked = HashSet::new();
+    let mut refused = None;
+    for n in 0..50_000u64 {
+        let id = format!("evt_{n}");
+        let body = bluum_body("order.filled", n);
+        match ingestor.ingest(&bluum_headers(&id, &body), &body) {
+            Ok(Ingested::Accepted { .. }) => {
+                acked.insert(id);
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("the disk never filled");
+    assert!(matches!(refused, IngestError::Storage(_)), "{refused:?}");
+    assert_eq!(refused.status(), 503, "{refused}");
+    assert!(refused.retry_after().is_some());
+    eprintln!(
+        "{} acknowledged before the disk was full: {refused}",
+        acked.len()
+    );
+
+    // Space comes back. If the log write was what failed, the store takes
+    // deliveries again at once; if sled's own write failed first, the store
+    // has stopped (sled cannot be trusted after a failed write) and says it
+    // must be reopened — the log holds everything acknowledged.
+    std::fs::remove_file(mount.0.join("filler")).unwrap();
+    let body = bluum_body("order.filled", 1_000_000);
+    match ingestor.ingest(&bluum_headers("evt_after", &body), &body) {
+        Ok(Ingested::Accepted { .. }) => {
+            acked.insert("evt_after".to_owned());
+        }
+        Err(e @ IngestError::Storage(_)) => {
+            assert_eq!(e.status(), 503);
+            assert!(e.to_string().contains("must be reopened"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(ingestor);
+    let _ = inbox.close(); // a stopped store reports why; a reopen replays the log
+
+    // Nothing acknowledged is lost, and the store takes new deliveries.
+    let inbox = Inbox::open(&store).unwrap();
+    let ingestor = bluum(&inbox);
+    for id in &acked {
+        let n = match id.as_str() {
+            "evt_after" => 1_000_000,
+            other => other.trim_start_matches("evt_").parse().unwrap(),
+        };
+        let body = bluum_body("order.filled", n);
+        assert_eq!(
+            ingestor.ingest(&bluum_headers(id, &body), &body).unwrap(),
+            Ingested::Duplicate { id: id.clone() },
+            "acknowledged {id} was lost"
+        );
+    }
+    let body = bluum_body("order.filled", 2_000_000);
+    assert!(matches!(
+        ingestor.ingest(&bluum_headers("evt_new", &body), &body),
+        Ok(Ingested::Accepted { .. })
+    ));
+    drop(ingestor);
+    inbox.close().unwrap();
+}

@@ -1,9 +1,11 @@
-//! A store on a small filesystem that fills up: ingest answers 503 (storage),
-//! nothing acknowledged is lost, and ingest works again once space is freed —
-//! at once when the log's write was refused, after a reopen when sled's was.
+//! Disk faults on real filesystems: a store on a small filesystem that fills
+//! up (ingest answers 503, nothing acknowledged is lost, and ingest works again
+//! once space is freed — at once when the log's write was refused, after a
+//! reopen when sled's was), and a store on a read-only filesystem (a clear
+//! error on open).
 //!
-//! Needs to mount a size-limited tmpfs, so it runs as root; otherwise it says
-//! why it is skipped and passes.
+//! They mount tmpfs file systems, so they run as root; otherwise each says why
+//! it is skipped and passes.
 
 mod common;
 
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{TempDir, bluum_body, bluum_headers};
-use webhook_inbox::{Inbox, IngestError, Ingested, Ingestor, Scheme, Verifier};
+use webhook_inbox::{Inbox, IngestError, Ingested, Ingestor, OpenError, Scheme, Verifier};
 
 /// A tmpfs of `size` mounted at `at`, unmounted on drop.
 struct Mount(PathBuf);
@@ -20,16 +22,25 @@ struct Mount(PathBuf);
 impl Mount {
     fn tmpfs(at: &Path, size: &str) -> Result<Self, String> {
         std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if out.status.success() {
-            Ok(Self(at.to_owned()))
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
+        mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"], at)?;
+        Ok(Self(at.to_owned()))
+    }
+
+    fn read_only(&self) -> Result<(), String> {
+        mount(&["-o", "remount,ro"], &self.0)
+    }
+}
+
+fn mount(args: &[&str], at: &Path) -> Result<(), String> {
+    let out = Command::new("mount")
+        .args(args)
+        .arg(at)
+        .output()
+        .map_err(|e| format!("cannot run mount: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
     }
 }
 
@@ -142,4 +153,34 @@ fn a_full_disk_refuses_with_503_keeps_what_was_acknowledged_and_recovers() {
     ));
     drop(ingestor);
     inbox.close().unwrap();
+}
+
+#[test]
+fn a_store_on_a_read_only_filesystem_is_refused_with_a_clear_error() {
+    let dir = TempDir::new("read-only");
+    let mount = match Mount::tmpfs(&dir.path().join("fs"), "32m") {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!(
+                "skipped: cannot mount a tmpfs ({why}); run as root to test a read-only store"
+            );
+            return;
+        }
+    };
+    let store = mount.0.join("store");
+    Inbox::open(&store).unwrap().close().unwrap();
+    if let Err(why) = mount.read_only() {
+        eprintln!("skipped: cannot remount read-only ({why})");
+        return;
+    }
+    for path in [store.clone(), mount.0.join("new-store")] {
+        let err = Inbox::open(&path).unwrap_err();
+        assert!(matches!(err, OpenError::Io { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&path.display().to_string())
+                && message.contains("Read-only file system"),
+            "{message}"
+        );
+    }
 }

@@ -2,21 +2,27 @@
 //! recorded success, and every accepted event accounted for.
 //!
 //! The parent runs this test binary as a child (the ignored test
-//! `worker_crash_child`), which ingests from two threads and runs a worker
-//! with two handler threads. It prints, through one locked stdout, `ACK id`
-//! after each acknowledgement, `RUN id` when a handler starts, and `DONE id`
-//! / `DEAD id` from the worker's observer, which is called only once the
-//! outcome is durably recorded. Some events fail their first attempt
-//! (retried 20 ms later) and some fail for good (dead letters). The parent
-//! SIGKILLs the child after a random number of acknowledgements (or a random
-//! moment after ingest ended), over `CRASH_ROUNDS` rounds (default 20), then drains the store in-process and checks: every acknowledged event
-//! ran; no event ran after its `DONE`; nothing is both done and dead; done +
-//! dead + pending = accepted.
+//! `worker_crash_child`), which reopens the same store, ingests from two
+//! threads and runs a worker with two handler threads. It prints, through one
+//! locked stdout, `READY` once the store is open, `ACK id` after each
+//! acknowledgement, `RUN id` when a handler starts, and `DONE id` / `DEAD id`
+//! from the worker's observer, which is called only once the outcome is
+//! durably recorded. A handler that succeeds first appends `id` to a side
+//! file and fsyncs it — the application's own effect, which survives the
+//! kill. Some events fail their first attempt (retried 20 ms later) and some
+//! fail for good (dead letters). The parent SIGKILLs the child after a random
+//! number of acknowledgements (or a random moment after ingest ended), over
+//! `CRASH_ROUNDS` rounds (default 30), then drains the store in-process and
+//! reports: acknowledged but lost, never handled, completed twice (from the
+//! side file: allowed by at-least-once only before the success is recorded),
+//! run after a recorded success, and any round whose reopen failed. All but
+//! "completed twice" must be zero.
 
 mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,8 +46,16 @@ fn say(out: &Out, tag: &str, id: &str) {
     let _ = out.flush();
 }
 
-/// Ids ending in `0` fail for good; ids ending in `7` fail their first attempt.
-fn router(out: Option<Out>) -> Router {
+/// Ids ending in `0` fail for good; ids ending in `7` fail their first
+/// attempt; a success first appends the id to `side` and fsyncs it.
+fn router(out: Option<Out>, side: PathBuf) -> Router {
+    let side = Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(side)
+            .expect("side file"),
+    );
     Router::builder()
         .on("*", move |e: &Event| {
             if let Some(out) = &out {
@@ -56,10 +70,23 @@ fn router(out: Option<Out>) -> Router {
                     "try again",
                 ));
             }
+            let mut side = side
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // One write call per line: a kill cannot leave half a line
+            // for the next completion to be glued to.
+            side.write_all(format!("{}\n", e.id()).as_bytes())
+                .map_err(HandlerError::retry)?;
+            side.sync_data().map_err(HandlerError::retry)?;
             Ok(())
         })
         .build()
         .unwrap()
+}
+
+/// The store and the side file, beside each other in the test's directory.
+fn paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("store"), dir.join("completions.log"))
 }
 
 fn config() -> WorkerConfig {
@@ -76,7 +103,8 @@ fn worker_crash_child() {
     };
     let (dir, round) = spec.split_once('|').expect("dir|round");
     let round: usize = round.parse().expect("round");
-    let inbox = Inbox::open(dir).expect("open");
+    let (store, side) = paths(Path::new(dir));
+    let inbox = Inbox::open(store).expect("open");
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
     let observer_out = Arc::clone(&out);
     let config = config().observe(move |e: &Event, r: &Report| match r {
@@ -84,7 +112,8 @@ fn worker_crash_child() {
         Report::DeadLettered { .. } => say(&observer_out, "DEAD", e.id()),
         _ => {}
     });
-    let _worker = Worker::start(&inbox, router(Some(Arc::clone(&out))), config).expect("worker");
+    let _worker =
+        Worker::start(&inbox, router(Some(Arc::clone(&out)), side), config).expect("worker");
     let ingestor = inbox
         .ingestor(Verifier::new(Scheme::bluum(), [SECRET]).expect("secret"))
         .build()
@@ -120,8 +149,10 @@ fn kill_9_while_working_never_runs_a_recorded_success_again() {
     let rounds: usize = std::env::var("CRASH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(30);
     let dir = TempDir::new("worker-crash");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let (store, side) = paths(dir.path());
     let mut seed = common::seed();
     // Every line of every round, in order.
     let mut lines: Vec<String> = Vec::new();
@@ -140,15 +171,20 @@ fn kill_9_while_working_never_runs_a_recorded_success_again() {
         let target = (common::next_random(&mut seed) % 700) as usize;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let (acks, ingested) = {
+            let (ready, acks, ingested) = {
                 let lines = round_lines.lock().unwrap();
                 let acks = lines.iter().filter(|l| l.starts_with("ACK ")).count();
-                (acks, lines.iter().any(|l| l.starts_with("INGESTED")))
+                // The test harness prints `test worker_crash_child ... ` before it, unterminated.
+                let ready = lines.iter().any(|l| l.ends_with("READY "));
+                (ready, acks, lines.iter().any(|l| l.starts_with("INGESTED")))
             };
-            if acks >= target || ingested {
+            if ready && (acks >= target || ingested) {
                 break;
             }
-            assert!(Instant::now() < deadline, "child stalled");
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the child never reopened the store, or stalled"
+            );
             std::thread::sleep(Duration::from_micros(200));
         }
         if target >= INGEST_THREADS * PER_THREAD {
@@ -162,12 +198,12 @@ fn kill_9_while_working_never_runs_a_recorded_success_again() {
     }
 
     // Finish the work in-process: no kill this time.
-    let inbox = Inbox::open(dir.path()).expect("reopen after the last kill");
+    let inbox = Inbox::open(&store).expect("reopen after the last kill");
     let out: Arc<Mutex<Vec<String>>> = Arc::default();
     let (runs, outcomes) = (Arc::clone(&out), Arc::clone(&out));
     let local_router = Router::builder()
         .on("*", {
-            let inner = router(None);
+            let inner = router(None, side.clone());
             move |e: &Event| {
                 runs.lock().unwrap().push(format!("RUN {}", e.id()));
                 match inner.dispatch(e) {
@@ -262,6 +298,28 @@ fn kill_9_while_working_never_runs_a_recorded_success_again() {
         }
     }
     assert!(done.keys().all(|id| completed.contains(id)));
+
+    // The application's side of it: what the handlers completed, durably.
+    let side_text = std::fs::read_to_string(&side).unwrap();
+    let mut completions: HashMap<&str, usize> = HashMap::new();
+    for id in side_text.lines() {
+        *completions.entry(id).or_default() += 1;
+    }
+    let lost: Vec<&&str> = acked
+        .iter()
+        .filter(|id| !completions.contains_key(**id) && !stored_dead.contains(**id))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    let never_handled: Vec<&&str> = accepted
+        .iter()
+        .filter(|id| !completions.contains_key(**id) && !stored_dead.contains(**id))
+        .collect();
+    assert!(never_handled.is_empty(), "never handled: {never_handled:?}");
+    assert!(
+        done.keys().all(|id| completions.contains_key(id)),
+        "a recorded success the handler never completed"
+    );
+    let completed_twice = completions.values().filter(|&&n| n > 1).count();
     assert!(stored_dead.iter().all(|id| accepted.contains(id.as_str())));
     let stats = inbox.stats();
     assert_eq!(stats.pending, 0);
@@ -275,7 +333,7 @@ fn kill_9_while_working_never_runs_a_recorded_success_again() {
         accepted.len()
     );
     println!(
-        "{rounds} rounds ({killed_mid_ingest} killed while ingesting): {} accepted, {} acknowledged, {} runs, {} completed ({} with a DONE line), {} dead, 0 lost, 0 run after success ({:.1} s)",
+        "{rounds} rounds ({killed_mid_ingest} killed while ingesting), every reopen fine: {} accepted, {} acknowledged, {} runs, {} completed ({} with a DONE line), {} dead; 0 acknowledged but lost, 0 never handled, 0 run after a recorded success; {completed_twice} completed twice (re-run after a kill, before the success was recorded) ({:.1} s)",
         accepted.len(),
         acked.len(),
         lines.iter().filter(|l| l.starts_with("RUN ")).count(),

@@ -65,6 +65,8 @@ fn scenario(example: &str) {
     let signed = bluum_headers("evt_oversize", &oversize);
     assert_eq!(post(&signed, &oversize).0, 413);
 
+    hostile(&server);
+
     let last = bluum_body("order.filled", 2);
     assert_eq!(
         post(&bluum_headers("evt_2", &last), &last),
@@ -111,6 +113,70 @@ fn tiny_http_example() {
 }
 
 /// A Bluum envelope of exactly `len` bytes.
+/// Hostile deliveries over HTTP: each refused with a 4xx — by the framework
+/// (too many or too large headers) or by the library — or the connection
+/// closed; never a 2xx, never a 5xx, and the server keeps serving. The
+/// scenario's handled-exactly-once check then shows none was stored.
+fn hostile(server: &Server) {
+    let body = bluum_body("order.filled", 3);
+    let forged = |id: &str| {
+        let mut h = bluum_headers(id, &body);
+        h[2].1 = "v1,Zm9yZ2Vk".to_owned();
+        h
+    };
+    let mut crowded = forged("evt_crowded");
+    crowded.extend((0..10_000).map(|i| (format!("x-junk-{i}"), "y".to_owned())));
+    let mut huge_value = bluum_headers("evt_huge_value", &body);
+    huge_value[2].1 = format!("v1,{}", "A".repeat(1 << 20));
+    let deep = format!(
+        r#"{{"data":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    )
+    .into_bytes();
+    let control = br#"{"event":"order.filled","data":{}}"#.to_vec();
+    let truncated = body[..body.len() / 2].to_vec();
+    let not_utf8 = b"{\"event\":\"order.\xff\"}".to_vec();
+    let mut far_future = bluum_headers("evt_i64", &body);
+    far_future[1].1 = i64::MAX.to_string();
+    let mut far_past = bluum_headers("evt_i64_min", &body);
+    far_past[1].1 = i64::MIN.to_string();
+    let long_id = "i".repeat(64 * 1024);
+    let cases: Vec<(&str, Vec<(String, String)>, Vec<u8>)> = vec![
+        ("10,000 headers", crowded, body.clone()),
+        ("a 1 MiB header value", huge_value, body.clone()),
+        (
+            "JSON nested 100,000 deep",
+            bluum_headers("evt_deep", &deep),
+            deep,
+        ),
+        (
+            "a control character in the type",
+            bluum_headers("evt_ctl", &control),
+            control,
+        ),
+        (
+            "truncated JSON",
+            bluum_headers("evt_trunc", &truncated),
+            truncated,
+        ),
+        (
+            "a body that is not UTF-8",
+            bluum_headers("evt_utf8", &not_utf8),
+            not_utf8,
+        ),
+        ("timestamp i64::MAX", far_future, body.clone()),
+        ("timestamp i64::MIN", far_past, body.clone()),
+        ("a 64 KiB id", bluum_headers(&long_id, &body), body.clone()),
+    ];
+    for (what, headers, body) in cases {
+        match server.raw_post(&headers, &body) {
+            Ok(status) => assert!((400..500).contains(&status), "{what}: answered {status}"),
+            Err(e) => eprintln!("{what}: the server closed the connection ({e})"),
+        }
+    }
+}
+
 fn padded_envelope(len: usize) -> Vec<u8> {
     let (head, tail) = (
         r#"{"event":"order.filled","timestamp":"2026-11-28T14:00:00Z","data":{"note":""#,
@@ -215,6 +281,38 @@ impl Server {
             status,
             response.body_mut().read_to_string().unwrap_or_default(),
         )
+    }
+
+    /// POSTs over a bare TCP connection, so no client-side limit gets in the
+    /// way of hostile headers; the status, or the error when the server
+    /// closed the connection instead of answering.
+    fn raw_post(&self, headers: &[(String, String)], body: &[u8]) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let addr = self
+            .url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut request = format!(
+            "POST /webhooks/bluum HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes())?;
+        stream.write_all(body)?;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        text.split(' ')
+            .nth(1)
+            .and_then(|status| status.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no status line in {:?}", text.get(..80))))
     }
 
     /// Waits for a line containing `needle` (printed before or after this call).

@@ -117,6 +117,8 @@ fn tiny_http_example() {
 /// (too many or too large headers) or by the library — or the connection
 /// closed; never a 2xx, never a 5xx, and the server keeps serving. The
 /// scenario's handled-exactly-once check then shows none was stored.
+type Headers = Vec<(String, String)>;
+
 fn hostile(server: &Server) {
     let body = bluum_body("order.filled", 3);
     let forged = |id: &str| {
@@ -142,7 +144,7 @@ fn hostile(server: &Server) {
     let mut far_past = bluum_headers("evt_i64_min", &body);
     far_past[1].1 = i64::MIN.to_string();
     let long_id = "i".repeat(64 * 1024);
-    let cases: Vec<(&str, Vec<(String, String)>, Vec<u8>)> = vec![
+    let cases: Vec<(&str, Headers, Vec<u8>)> = vec![
         ("10,000 headers", crowded, body.clone()),
         ("a 1 MiB header value", huge_value, body.clone()),
         (

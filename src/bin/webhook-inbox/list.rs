@@ -7,7 +7,7 @@ use serde_json::json;
 use webhook_inbox::{EventQuery, EventState, Page};
 
 use crate::common::{self, Failure};
-use crate::store::{self, StoreArgs};
+use crate::store::StoreArgs;
 use crate::table::{Align, Table};
 use crate::{time, view};
 
@@ -66,11 +66,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if let Some(pattern) = &args.event_type {
         query = query.event_type(pattern.as_str());
     }
-    let inbox = args.store.open()?;
-    let page = inbox.events(&query);
-    let path = inbox.path().to_owned();
-    store::close(inbox)?;
-    let page = page.map_err(|e| store::store_failure(&path, &e))?;
+    let (page, _) = args.store.with(|inbox| inbox.events(&query))?;
 
     if args.json {
         common::print_json(&json!({

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::common::{self, Failure};
 use crate::duration;
-use crate::store::{self, StoreArgs};
+use crate::store::StoreArgs;
 
 /// Flags of `webhook-inbox purge`.
 #[derive(Debug, clap::Args)]
@@ -26,11 +26,7 @@ pub struct Args {
 
 /// Purges and says how many.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let inbox = args.store.open()?;
-    let purged = inbox.purge_dead(args.older_than);
-    let path = inbox.path().to_owned();
-    store::close(inbox)?;
-    let purged = purged.map_err(|e| store::store_failure(&path, &e))?;
+    let (purged, _) = args.store.with(|inbox| inbox.purge_dead(args.older_than))?;
 
     if args.json {
         return common::print_json(&json!({ "purged": purged }));

@@ -4,7 +4,7 @@ use serde_json::json;
 use webhook_inbox::Replay;
 
 use crate::common::{self, Failure};
-use crate::store::{self, StoreArgs};
+use crate::store::StoreArgs;
 
 /// Flags of `webhook-inbox replay`.
 #[derive(Debug, clap::Args)]
@@ -35,11 +35,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         (None, Some(pattern)) => Replay::Type(pattern),
         (None, None) => Replay::AllDead,
     };
-    let inbox = args.store.open()?;
-    let replayed = inbox.replay(&which);
-    let path = inbox.path().to_owned();
-    store::close(inbox)?;
-    let replayed = replayed.map_err(|e| store::store_failure(&path, &e))?;
+    let (replayed, path) = args.store.with(|inbox| inbox.replay(&which))?;
 
     if let (Replay::Id(id), 0) = (&which, replayed) {
         return Err(Failure::Rejected(format!(

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use webhook_inbox::StoredEvent;
 
 use crate::common::{self, Failure};
-use crate::store::{self, StoreArgs};
+use crate::store::StoreArgs;
 use crate::{time, view};
 
 /// Flags of `webhook-inbox show`.
@@ -30,20 +30,15 @@ pub struct Args {
 
 /// Looks the event up and prints it; exit 1 when no stored event has the id.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let inbox = args.store.open()?;
-    let found = inbox.event(&args.id);
-    let path = inbox.path().to_owned();
-    store::close(inbox)?;
-    let event = found
-        .map_err(|e| store::store_failure(&path, &e))?
-        .ok_or_else(|| {
-            Failure::Rejected(format!(
-                "not found: no stored event has id `{}` in {} (never accepted, or \
+    let (found, path) = args.store.with(|inbox| inbox.event(&args.id))?;
+    let event = found.ok_or_else(|| {
+        Failure::Rejected(format!(
+            "not found: no stored event has id `{}` in {} (never accepted, or \
                  already handled: handled events are not kept)",
-                common::clean(&args.id),
-                path.display()
-            ))
-        })?;
+            common::clean(&args.id),
+            path.display()
+        ))
+    })?;
     if args.raw {
         common::print_bytes(&event.body)
     } else if args.json {

@@ -11,7 +11,7 @@ use serde_json::json;
 use webhook_inbox::Stats;
 
 use crate::common::{self, Failure};
-use crate::store::{self, StoreArgs};
+use crate::store::StoreArgs;
 use crate::time;
 
 /// Flags of `webhook-inbox stats`.
@@ -26,10 +26,8 @@ pub struct Args {
 
 /// Opens the store, reads its counts, closes it, prints them.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let inbox = args.store.open()?;
-    let stats = inbox.stats();
-    let path = inbox.path().display().to_string();
-    store::close(inbox)?;
+    let (stats, path) = args.store.with(|inbox| Ok(inbox.stats()))?;
+    let path = path.display().to_string();
     if args.json {
         common::print_json(&json!({
             "store": path,

@@ -54,14 +54,24 @@ impl StoreArgs {
     }
 }
 
-/// Closes the store (waits for its writes, checkpoints), reporting a failure.
-pub fn close(inbox: Inbox) -> Result<(), Failure> {
-    let path = inbox.path().to_owned();
-    inbox.close().map_err(|e| store_failure(&path, &e))
+impl StoreArgs {
+    /// Opens the store, runs `op` on it, closes it (waiting for its writes);
+    /// returns what `op` gave and the store's path, for messages.
+    pub fn with<T>(
+        &self,
+        op: impl FnOnce(&Inbox) -> Result<T, StoreError>,
+    ) -> Result<(T, PathBuf), Failure> {
+        let inbox = self.open()?;
+        let path = inbox.path().to_owned();
+        let outcome = op(&inbox);
+        inbox.close().map_err(|e| store_failure(&path, &e))?;
+        let value = outcome.map_err(|e| store_failure(&path, &e))?;
+        Ok((value, path))
+    }
 }
 
 /// A store operation failed after the store was opened.
-pub fn store_failure(path: &Path, err: &StoreError) -> Failure {
+fn store_failure(path: &Path, err: &StoreError) -> Failure {
     Failure::Unavailable(format!("the store at {} failed: {err}", path.display()))
 }
 

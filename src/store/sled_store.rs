@@ -248,22 +248,14 @@ const CLEAN_COUNTS: &[u8] = b"clean_counts";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SavedCounts {
     lsn: u64,
-    pending: u64,
-    retrying: u64,
-    dead: u64,
-    markers: u64,
+    counts: StoreCounts,
 }
 
 impl SavedCounts {
     fn encode(&self) -> [u8; 40] {
         let mut out = [0; 40];
-        let fields = [
-            self.lsn,
-            self.pending,
-            self.retrying,
-            self.dead,
-            self.markers,
-        ];
+        let c = &self.counts;
+        let fields = [self.lsn, c.pending, c.retrying, c.dead, c.markers];
         for (chunk, v) in out.chunks_exact_mut(8).zip(fields) {
             chunk.copy_from_slice(&v.to_be_bytes());
         }
@@ -276,10 +268,12 @@ impl SavedCounts {
             .map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_be_bytes));
         let saved = Self {
             lsn: fields.next()??,
-            pending: fields.next()??,
-            retrying: fields.next()??,
-            dead: fields.next()??,
-            markers: fields.next()??,
+            counts: StoreCounts {
+                pending: fields.next()??,
+                retrying: fields.next()??,
+                dead: fields.next()??,
+                markers: fields.next()??,
+            },
         };
         (bytes.len() == 40).then_some(saved)
     }
@@ -392,18 +386,16 @@ impl SledStore {
             .and_then(|v| SavedCounts::decode(&v))
             .filter(|c| c.lsn == stored_last && c.lsn == last);
         db.flush()?;
-        let SavedCounts {
+        let StoreCounts {
             pending,
             retrying,
             dead,
             markers,
-            ..
         } = match saved {
-            Some(counts) => counts,
+            Some(saved) => saved.counts,
             None => {
                 let dead = trees.dead.len() as u64;
-                SavedCounts {
-                    lsn: last,
+                StoreCounts {
                     pending: (trees.events.len() as u64).saturating_sub(dead),
                     retrying: (trees.progress.len() as u64).saturating_sub(dead),
                     dead,
@@ -539,13 +531,9 @@ impl Store for SledStore {
         shared.checkpoint(Checkpoint::All)?;
         // Everything is applied and nothing more will be: leave the counts
         // for the next open (best effort; without them it counts the trees).
-        let counts = self.counts();
         let saved = SavedCounts {
             lsn: shared.applied_lsn.load(Ordering::SeqCst),
-            pending: counts.pending,
-            retrying: counts.retrying,
-            dead: counts.dead,
-            markers: counts.markers,
+            counts: self.counts(),
         };
         if shared
             .trees
@@ -1425,10 +1413,13 @@ mod tests {
             store.close().unwrap();
         }
         forge(&|saved| {
-            assert_eq!((saved.lsn, saved.pending, saved.markers), (3, 3, 3));
+            assert_eq!(
+                (saved.lsn, saved.counts.pending, saved.counts.markers),
+                (3, 3, 3)
+            );
             // Claims a position the store is not at: must be ignored.
             saved.lsn = 4;
-            saved.pending = 42;
+            saved.counts.pending = 42;
         });
         {
             let store = SledStore::open(&dir, settings(), true).ok().unwrap();
@@ -1436,7 +1427,7 @@ mod tests {
             assert!(store.shared.trees.meta.get(CLEAN_COUNTS).unwrap().is_none());
             store.close().unwrap();
         }
-        forge(&|saved| saved.pending = 42);
+        forge(&|saved| saved.counts.pending = 42);
         let store = SledStore::open(&dir, settings(), true).ok().unwrap();
         assert_eq!(store.counts().pending, 42, "a current record is used as is");
         drop(store);

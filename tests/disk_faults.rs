@@ -26,6 +26,15 @@ impl Mount {
         Ok(Self(at.to_owned()))
     }
 
+    /// A tmpfs under `dir`, or `None` after saying why `testing` is skipped.
+    fn tmpfs_or_skip(dir: &Path, size: &str, testing: &str) -> Option<Self> {
+        Self::tmpfs(&dir.join("fs"), size)
+            .map_err(|why| {
+                eprintln!("skipped: cannot mount a tmpfs ({why}); run as root to test {testing}");
+            })
+            .ok()
+    }
+
     fn read_only(&self) -> Result<(), String> {
         mount(&["-o", "remount,ro"], &self.0)
     }
@@ -73,14 +82,8 @@ fn fill(path: &Path, leave: u64) {
 #[test]
 fn a_full_disk_refuses_with_503_keeps_what_was_acknowledged_and_recovers() {
     let dir = TempDir::new("disk-full");
-    let mount = match Mount::tmpfs(&dir.path().join("fs"), "48m") {
-        Ok(m) => m,
-        Err(why) => {
-            eprintln!(
-                "skipped: cannot mount a size-limited tmpfs ({why}); run as root to test a full disk"
-            );
-            return;
-        }
+    let Some(mount) = Mount::tmpfs_or_skip(dir.path(), "48m", "a full disk") else {
+        return;
     };
     let store = mount.0.join("store");
     let inbox = Inbox::open(&store).unwrap();
@@ -158,14 +161,8 @@ fn a_full_disk_refuses_with_503_keeps_what_was_acknowledged_and_recovers() {
 #[test]
 fn a_store_on_a_read_only_filesystem_is_refused_with_a_clear_error() {
     let dir = TempDir::new("read-only");
-    let mount = match Mount::tmpfs(&dir.path().join("fs"), "32m") {
-        Ok(m) => m,
-        Err(why) => {
-            eprintln!(
-                "skipped: cannot mount a tmpfs ({why}); run as root to test a read-only store"
-            );
-            return;
-        }
+    let Some(mount) = Mount::tmpfs_or_skip(dir.path(), "32m", "a read-only store") else {
+        return;
     };
     let store = mount.0.join("store");
     Inbox::open(&store).unwrap().close().unwrap();

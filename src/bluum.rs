@@ -25,12 +25,15 @@
 use std::fmt;
 use std::str::FromStr;
 
+#[cfg(feature = "bluum-client")]
+pub mod client;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Declares each event name as a constant with its doc and a doc test, and
-/// `EVENT_TYPES` listing them all in order.
+/// Declares each event name as a constant with its doc and a doc test,
+/// `EVENT_TYPES` listing them all in order, and `CATALOG` describing each.
 macro_rules! catalog {
-    ($($name:ident = $value:literal, $what:literal;)*) => {
+    ($($name:ident = $value:literal, $display:literal, $what:literal;)*) => {
         $(
             #[doc = concat!("`", $value, "`: ", $what)]
             ///
@@ -49,26 +52,74 @@ macro_rules! catalog {
         /// assert_eq!(bluum::EVENT_TYPES.len(), 16);
         /// ```
         pub const EVENT_TYPES: &[&str] = &[$($name),*];
+
+        /// Every event name above with what `GET /v1/webhooks/event-types`
+        /// says about it, in the same order as [`EVENT_TYPES`].
+        ///
+        /// ```
+        /// use webhook_inbox::bluum;
+        ///
+        /// let filled = bluum::CATALOG.iter().find(|e| e.name == bluum::ORDER_FILLED).unwrap();
+        /// assert_eq!((filled.category(), filled.display_name), ("order", "Order filled"));
+        /// ```
+        pub const CATALOG: &[CatalogEntry] = &[$(CatalogEntry {
+            name: $value,
+            display_name: $display,
+            description: $what,
+        }),*];
     };
 }
 
+/// One event type of Bluum's catalog.
+///
+/// ```
+/// use webhook_inbox::bluum::CATALOG;
+///
+/// let first = &CATALOG[0];
+/// assert_eq!((first.name, first.category()), ("account.created", "account"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CatalogEntry {
+    /// The event name, `{domain}.{action}`.
+    pub name: &'static str,
+    /// A short human-readable title.
+    pub display_name: &'static str,
+    /// One sentence on when the event fires.
+    pub description: &'static str,
+}
+
+impl CatalogEntry {
+    /// The domain: the name up to its first dot (`transfer` for
+    /// `transfer.deposit.completed`).
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::CATALOG;
+    ///
+    /// assert!(CATALOG.iter().any(|e| e.category() == "kyc"));
+    /// ```
+    pub fn category(&self) -> &'static str {
+        self.name.split('.').next().unwrap_or(self.name)
+    }
+}
+
 catalog! {
-    ACCOUNT_CREATED = "account.created", "a new account was created.";
-    ACCOUNT_UPDATED = "account.updated", "account details changed.";
-    ORDER_ACCEPTED = "order.accepted", "an order was accepted for execution.";
-    ORDER_FILLED = "order.filled", "an order was fully filled.";
-    ORDER_PARTIALLY_FILLED = "order.partially_filled", "an order was partially filled.";
-    ORDER_CANCELED = "order.canceled", "an order was canceled.";
-    ORDER_REJECTED = "order.rejected", "an order was rejected.";
-    DEPOSIT_INITIATED = "transfer.deposit.initiated", "a deposit was initiated.";
-    DEPOSIT_COMPLETED = "transfer.deposit.completed", "a deposit completed; the funds are available.";
-    DEPOSIT_FAILED = "transfer.deposit.failed", "a deposit failed.";
-    WITHDRAWAL_INITIATED = "transfer.withdrawal.initiated", "a withdrawal was initiated.";
-    WITHDRAWAL_COMPLETED = "transfer.withdrawal.completed", "a withdrawal completed.";
-    WITHDRAWAL_FAILED = "transfer.withdrawal.failed", "a withdrawal failed.";
-    DOCUMENT_APPROVED = "document.approved", "a KYC document was approved.";
-    DOCUMENT_REJECTED = "document.rejected", "a KYC document was rejected.";
-    KYC_VERIFICATION_APPROVED = "kyc.verification.approved", "an investor passed KYC verification.";
+    ACCOUNT_CREATED = "account.created", "Account created", "A new account was created.";
+    ACCOUNT_UPDATED = "account.updated", "Account updated", "Account details changed.";
+    ORDER_ACCEPTED = "order.accepted", "Order accepted", "An order was accepted for execution.";
+    ORDER_FILLED = "order.filled", "Order filled", "An order was fully filled.";
+    ORDER_PARTIALLY_FILLED = "order.partially_filled", "Order partially filled", "An order was partially filled.";
+    ORDER_CANCELED = "order.canceled", "Order canceled", "An order was canceled.";
+    ORDER_REJECTED = "order.rejected", "Order rejected", "An order was rejected.";
+    DEPOSIT_INITIATED = "transfer.deposit.initiated", "Deposit initiated", "A deposit was initiated.";
+    DEPOSIT_COMPLETED = "transfer.deposit.completed", "Deposit completed", "A deposit completed; the funds are available.";
+    DEPOSIT_FAILED = "transfer.deposit.failed", "Deposit failed", "A deposit failed.";
+    WITHDRAWAL_INITIATED = "transfer.withdrawal.initiated", "Withdrawal initiated", "A withdrawal was initiated.";
+    WITHDRAWAL_COMPLETED = "transfer.withdrawal.completed", "Withdrawal completed", "A withdrawal completed.";
+    WITHDRAWAL_FAILED = "transfer.withdrawal.failed", "Withdrawal failed", "A withdrawal failed.";
+    DOCUMENT_APPROVED = "document.approved", "Document approved", "A KYC document was approved.";
+    DOCUMENT_REJECTED = "document.rejected", "Document rejected", "A KYC document was rejected.";
+    KYC_VERIFICATION_APPROVED = "kyc.verification.approved", "KYC verification approved", "An investor passed KYC verification.";
 }
 
 /// A whole delivery: the event name, when Bluum created it, and its payload

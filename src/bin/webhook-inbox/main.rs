@@ -23,8 +23,10 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod bluum;
 mod common;
 mod duration;
+mod emulate;
 mod list;
 mod purge;
 mod replay;
@@ -35,6 +37,7 @@ mod stats;
 mod store;
 mod table;
 mod time;
+mod trigger;
 mod verify;
 mod view;
 
@@ -85,6 +88,13 @@ enum Command {
     Replay(replay::Args),
     /// Delete dead letters for good (all, or those dead for at least --older-than).
     Purge(purge::Args),
+    /// Run a local Bluum: its webhook management API under /v1 and signed deliveries with retries.
+    Emulate(emulate::Args),
+    /// Have a running emulator send an event to every webhook subscribed to its type.
+    Trigger(trigger::Args),
+    /// Manage webhooks through Bluum's API (or the emulator's); key and secret from the environment.
+    #[command(subcommand)]
+    Bluum(bluum::Command),
 }
 
 impl Command {
@@ -98,6 +108,9 @@ impl Command {
             Self::Show(args) => show::run(args),
             Self::Replay(args) => replay::run(args),
             Self::Purge(args) => purge::run(args),
+            Self::Emulate(args) => emulate::run(args),
+            Self::Trigger(args) => trigger::run(args),
+            Self::Bluum(command) => bluum::run(command),
         }
     }
 }

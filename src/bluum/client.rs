@@ -1,0 +1,1 @@
+//! Placeholder: the typed client for Bluum's webhook management API is being written.

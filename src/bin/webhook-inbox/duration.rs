@@ -1,12 +1,12 @@
-//! Durations on the command line: a whole number and one unit, `30s`, `15m`,
-//! `2h`, `7d`.
+//! Durations on the command line: a whole number and one unit, `200ms`,
+//! `30s`, `15m`, `2h`, `7d`.
 
 use std::time::Duration;
 
 const EXPECTED: &str =
-    "expected a whole number and a unit: s, m, h or d (such as 30s, 15m, 2h, 7d)";
+    "expected a whole number and a unit: ms, s, m, h or d (such as 200ms, 30s, 15m, 2h, 7d)";
 
-/// Parses `30s`, `15m`, `2h`, `7d` (also `0s`). Refuses a missing or unknown
+/// Parses `200ms`, `30s`, `15m`, `2h`, `7d` (also `0s`). Refuses a missing or unknown
 /// unit, fractions, signs, spaces and values too large to represent.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let split = text
@@ -16,25 +16,29 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if digits.is_empty() {
         return Err(format!("`{text}`: {EXPECTED}"));
     }
-    let secs_per_unit: u64 = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         "" => return Err(format!("`{text}` has no unit: {EXPECTED}")),
         _ => return Err(format!("`{text}`: {EXPECTED}")),
     };
     digits
         .parse::<u64>()
         .ok()
-        .and_then(|n| n.checked_mul(secs_per_unit))
-        .map(Duration::from_secs)
+        .and_then(|n| n.checked_mul(millis_per_unit))
+        .map(Duration::from_millis)
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// Prints a duration the way [`parse`] reads it, in its largest exact unit.
 pub fn display(d: Duration) -> String {
     let secs = d.as_secs();
+    if d.subsec_millis() != 0 {
+        return format!("{}ms", d.as_millis());
+    }
     match secs {
         0 => "0s".to_owned(),
         _ if secs.is_multiple_of(86_400) => format!("{}d", secs / 86_400),
@@ -52,6 +56,8 @@ mod tests {
     fn units_are_read() {
         let s = Duration::from_secs;
         assert_eq!(parse("0s"), Ok(s(0)));
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(display(Duration::from_millis(1500)), "1500ms");
         assert_eq!(parse("30s"), Ok(s(30)));
         assert_eq!(parse("15m"), Ok(s(900)));
         assert_eq!(parse("2h"), Ok(s(7200)));

@@ -13,7 +13,7 @@ use crate::{duration, sign, time};
 /// Flags of `webhook-inbox send`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The receiver's URL (plain `http://`; this build has no TLS).
+    /// The receiver's URL, `http://` or `https://`.
     #[arg(long, value_name = "URL")]
     url: String,
     #[arg(long, value_name = "NAME", help = common::SCHEME_HELP)]
@@ -143,16 +143,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
 fn check_url(url: &str) -> Result<(), Failure> {
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        return Err(Failure::Usage(
-            "this build sends plain HTTP only (no TLS): use an http:// URL, such as the \
-             service's port on localhost"
-                .into(),
-        ));
-    }
-    if !lower.starts_with("http://") {
+    if !lower.starts_with("http://") && !lower.starts_with("https://") {
         return Err(Failure::Usage(format!(
-            "--url must be an http:// URL, not `{}`",
+            "--url must be an http:// or https:// URL, not `{}`",
             common::clean(url)
         )));
     }
@@ -267,10 +260,11 @@ mod tests {
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
     #[test]
-    fn urls_must_be_plain_http() {
+    fn urls_must_be_http_or_https() {
         assert!(check_url("http://127.0.0.1:8080/hooks").is_ok());
         assert!(check_url("HTTP://localhost/").is_ok());
-        for bad in ["https://example.com", "ftp://x", "localhost:8080", ""] {
+        assert!(check_url("https://example.com/hooks").is_ok());
+        for bad in ["ftp://x", "localhost:8080", ""] {
             assert!(matches!(check_url(bad), Err(Failure::Usage(_))), "{bad}");
         }
     }

@@ -1,0 +1,154 @@
+//! API keys and HTTP Basic authentication, as Bluum does it: the API key is
+//! the user name, the API secret the password. A key is tenant-wide or
+//! investor-scoped; webhook management is tenant-level.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// Who a credential belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Tenant,
+    Investor,
+}
+
+/// Why a request is not authenticated, with Bluum's code for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Missing,
+    Malformed,
+    Invalid,
+}
+
+impl Refusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Missing => "BLUM-401-001",
+            Self::Malformed => "BLUM-401-002",
+            Self::Invalid => "BLUM-401-003",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Missing => {
+                "Missing authorization header: send `Authorization: Basic base64(API_KEY:API_SECRET)`."
+            }
+            Self::Malformed => {
+                "Malformed authorization header: expected `Basic base64(API_KEY:API_SECRET)`."
+            }
+            Self::Invalid => "Invalid API key or secret.",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    pub key: String,
+    pub secret: String,
+}
+
+/// The keys the emulator accepts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    #[serde(default)]
+    pub tenant_keys: Vec<Key>,
+    #[serde(default)]
+    pub investor_keys: Vec<Key>,
+}
+
+impl Keys {
+    /// Reads `{"tenant_keys": [{"key", "secret"}], "investor_keys": [...]}`.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read(path)
+            .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
+        serde_json::from_slice(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+
+    /// Parses `KEY:SECRET` from a flag.
+    pub fn parse_flag(text: &str) -> Result<Key, String> {
+        match text.split_once(':') {
+            Some((key, secret)) if !key.is_empty() && !secret.is_empty() => Ok(Key {
+                key: key.to_owned(),
+                secret: secret.to_owned(),
+            }),
+            _ => Err("expected KEY:SECRET, both non-empty".to_owned()),
+        }
+    }
+
+    /// Whose credential `authorization` (the header's value) is.
+    pub fn check(&self, authorization: Option<&str>) -> Result<Scope, Refusal> {
+        let header = authorization.ok_or(Refusal::Missing)?;
+        let encoded = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))
+            .ok_or(Refusal::Malformed)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| Refusal::Malformed)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| Refusal::Malformed)?;
+        let (key, secret) = decoded.split_once(':').ok_or(Refusal::Malformed)?;
+        let scopes = [
+            (Scope::Tenant, &self.tenant_keys),
+            (Scope::Investor, &self.investor_keys),
+        ];
+        for (scope, keys) in scopes {
+            for known in keys.iter() {
+                if known.key == key {
+                    let same = known.secret.as_bytes().ct_eq(secret.as_bytes());
+                    return if bool::from(same) {
+                        Ok(scope)
+                    } else {
+                        Err(Refusal::Invalid)
+                    };
+                }
+            }
+        }
+        Err(Refusal::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(text: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(text)
+        )
+    }
+
+    #[test]
+    fn each_credential_gets_its_scope_or_its_refusal() {
+        let keys = Keys {
+            tenant_keys: vec![Keys::parse_flag("t:ts").unwrap()],
+            investor_keys: vec![Keys::parse_flag("i:is").unwrap()],
+        };
+        assert_eq!(keys.check(Some(&basic("t:ts"))), Ok(Scope::Tenant));
+        assert_eq!(keys.check(Some(&basic("i:is"))), Ok(Scope::Investor));
+        assert_eq!(keys.check(None), Err(Refusal::Missing));
+        assert_eq!(keys.check(Some("Bearer x")), Err(Refusal::Malformed));
+        assert_eq!(keys.check(Some("Basic !!!")), Err(Refusal::Malformed));
+        assert_eq!(
+            keys.check(Some(&basic("no-colon"))),
+            Err(Refusal::Malformed)
+        );
+        assert_eq!(keys.check(Some(&basic("t:wrong"))), Err(Refusal::Invalid));
+        assert_eq!(keys.check(Some(&basic("t:"))), Err(Refusal::Invalid));
+        assert_eq!(keys.check(Some(&basic("x:ts"))), Err(Refusal::Invalid));
+    }
+
+    #[test]
+    fn flags_need_both_halves() {
+        assert!(Keys::parse_flag("k:s:with:colons").is_ok());
+        for bad in ["", "k", "k:", ":s"] {
+            assert!(Keys::parse_flag(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The emulator's outbox: the library's own store and worker, pointed the
+//! other way. Each delivery is an event in an `Inbox` (id `dlv_…`, type the
+//! Bluum event name, body the exact bytes to POST); the worker's handler signs
+//! it with the webhook's secret and POSTs it, and a failure goes back to the
+//! worker's persisted retry schedule — Bluum's ladder, scaled. After the last
+//! attempt the event is a dead letter: the delivery is parked.
+//!
+//! Deliveries enter the outbox through an `Ingestor`, signed with a secret
+//! that lives only in this process: the same verified, deduplicated, durable
+//! path every other event takes, and no private back door into the store.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use webhook_inbox::{
+    Backoff, Event, EventState, HandlerError, Inbox, Ingestor, MAX_BODY_LIMIT, Replay, Report,
+    Router, Scheme, Secret, Signer, Verifier, Worker, WorkerConfig,
+};
+
+use super::registry::{Attempt, Delivery, Registry, RegistryError};
+use crate::time::utc_millis;
+
+/// How many deliveries run at once (each may wait up to the timeout).
+const DELIVERY_THREADS: usize = 8;
+/// How much of a receiver's answer the attempt log keeps.
+const RESPONSE_EXCERPT: usize = 512;
+/// How long dedup markers of finished deliveries are kept.
+const RETENTION: Duration = Duration::from_secs(30 * 86_400);
+
+/// Where a delivery stands, from the registry and the outbox together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Retrying,
+    Delivered,
+    Parked,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Retrying => "retrying",
+            Self::Delivered => "delivered",
+            Self::Parked => "parked",
+        }
+    }
+}
+
+/// Why a delivery could not be queued or replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("the outbox refused the delivery: {0}")]
+    Ingest(#[from] webhook_inbox::IngestError),
+    #[error("the outbox failed: {0}")]
+    Store(#[from] webhook_inbox::StoreError),
+}
+
+pub struct Outbox {
+    inbox: Inbox,
+    ingestor: Ingestor,
+    signer: Signer,
+    worker: Option<Worker>,
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox store in `dir` and starts delivering.
+    /// Deliveries the registry knows but the outbox does not (a crash between
+    /// the two writes) are queued again first.
+    pub fn start(
+        dir: &Path,
+        registry: Arc<Registry>,
+        ladder: Vec<Duration>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let inbox = Inbox::builder(dir)
+            .retention(RETENTION)
+            .open()
+            .map_err(|e| format!("cannot open the outbox {}: {e}", dir.display()))?;
+        let secret = internal_secret()?;
+        let signer = Signer::new(Scheme::bluum(), secret.clone()).map_err(|e| e.to_string())?;
+        let verifier = Verifier::new(Scheme::bluum(), [secret]).map_err(|e| e.to_string())?;
+        let ingestor = inbox
+            .ingestor(verifier)
+            .source("emulator")
+            .max_body(MAX_BODY_LIMIT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut outbox = Self {
+            inbox,
+            ingestor,
+            signer,
+            worker: None,
+        };
+        outbox.requeue_lost(&registry).map_err(|e| e.to_string())?;
+
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!(
+                "webhook-inbox-emulator/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .new_agent();
+        let sender = Sender {
+            registry,
+            agent,
+            timeout,
+        };
+        let router = Router::builder()
+            .on("*", move |event: &Event| sender.deliver(event))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let config = WorkerConfig::default()
+            .threads(DELIVERY_THREADS)
+            .backoff(Backoff::ladder(ladder))
+            .slow_after(timeout + Duration::from_secs(5))
+            .observe(|event: &Event, report: &Report| {
+                if let Report::DeadLettered { error, .. } = report {
+                    log(&format!("{} parked: {error}", event.id()));
+                }
+            });
+        outbox.worker =
+            Some(Worker::start(&outbox.inbox, router, config).map_err(|e| e.to_string())?);
+        Ok(outbox)
+    }
+
+    /// Hands new deliveries (already in the registry) to the worker.
+    pub fn enqueue(&self, deliveries: &[Delivery]) -> Result<(), OutboxError> {
+        for delivery in deliveries {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            let headers = self.signer.sign(&delivery.id, now, &delivery.body);
+            self.ingestor.ingest(&headers, &delivery.body)?;
+        }
+        Ok(())
+    }
+
+    /// Where `delivery` stands, and when its next attempt is due.
+    pub fn state(&self, delivery: &Delivery) -> Result<(State, Option<SystemTime>), OutboxError> {
+        if delivery.delivered_at.is_some() {
+            return Ok((State::Delivered, None));
+        }
+        Ok(match self.inbox.event(&delivery.id)? {
+            Some(e) => match e.state {
+                EventState::Dead => (State::Parked, None),
+                EventState::Retrying => (State::Retrying, e.next_attempt),
+                _ => (State::Pending, None),
+            },
+            // Not yet handed over (or just finished; the registry is written first).
+            None => (State::Pending, None),
+        })
+    }
+
+    /// Starts a parked delivery again with a fresh ladder; `false` if it is
+    /// not parked.
+    pub fn replay(&self, id: &str) -> Result<bool, OutboxError> {
+        Ok(self.inbox.replay(&Replay::Id(id.to_owned()))? > 0)
+    }
+
+    fn requeue_lost(&self, registry: &Registry) -> Result<(), OutboxError> {
+        let lost: Vec<Delivery> = registry
+            .deliveries()?
+            .into_iter()
+            .filter(|d| d.delivered_at.is_none())
+            .filter(|d| matches!(self.inbox.event(&d.id), Ok(None)))
+            .collect();
+        if !lost.is_empty() {
+            log(&format!(
+                "re-queueing {} deliveries recorded but not queued",
+                lost.len()
+            ));
+        }
+        self.enqueue(&lost)
+    }
+}
+
+/// Signs and POSTs one delivery per handler call.
+struct Sender {
+    registry: Arc<Registry>,
+    agent: ureq::Agent,
+    timeout: Duration,
+}
+
+impl Sender {
+    fn deliver(&self, event: &Event) -> Result<(), HandlerError> {
+        let id = event.id();
+        let registry_failed = |e: RegistryError| HandlerError::retry(e);
+        let Some(delivery) = self.registry.delivery(id).map_err(registry_failed)? else {
+            return Err(HandlerError::permanent(format!(
+                "delivery {id} is not in the registry"
+            )));
+        };
+        let webhook = match self.registry.webhook(&delivery.webhook_id) {
+            Ok(Some(w)) if w.active => w,
+            Ok(found) => {
+                let why = match found {
+                    Some(_) => "is inactive",
+                    None => "was deleted",
+                };
+                let error = format!("not sent: webhook {} {why}", delivery.webhook_id);
+                self.log(&delivery, failed_attempt(None, error.clone(), None, 0))?;
+                return Err(HandlerError::permanent(error));
+            }
+            Err(e) => return Err(registry_failed(e)),
+        };
+        let signer = Signer::new(Scheme::bluum(), webhook.secret.as_str())
+            .map_err(HandlerError::permanent)?;
+        let now = SystemTime::now();
+        let unix = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let mut request = self
+            .agent
+            .post(&webhook.url)
+            .header("content-type", "application/json");
+        for (name, value) in signer.sign(&delivery.event_id, unix, event.body()) {
+            request = request.header(name, value);
+        }
+        let started = Instant::now();
+        let outcome = request.send(event.body());
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let attempt = match outcome {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let excerpt = excerpt(response.body_mut().as_reader());
+                if (200..300).contains(&status) {
+                    Attempt {
+                        at: now,
+                        status: Some(status),
+                        error: None,
+                        response: excerpt,
+                        duration_ms,
+                    }
+                } else {
+                    failed_attempt(Some(status), format!("HTTP {status}"), excerpt, duration_ms)
+                }
+            }
+            Err(e) => failed_attempt(None, transport_error(&e, self.timeout), None, duration_ms),
+        };
+        log(&format!(
+            "{} {} → {} attempt {}: {} in {duration_ms} ms",
+            delivery.id,
+            delivery.event_type,
+            webhook.url,
+            delivery.attempts.len() + 1,
+            attempt.error.as_deref().unwrap_or("delivered")
+        ));
+        let error = attempt.error.clone();
+        self.log(&delivery, attempt)?;
+        match error {
+            None => Ok(()),
+            Some(error) => Err(HandlerError::retry(error)),
+        }
+    }
+
+    fn log(&self, delivery: &Delivery, attempt: Attempt) -> Result<(), HandlerError> {
+        self.registry
+            .log_attempt(&delivery.id, attempt)
+            .map(drop)
+            .map_err(HandlerError::retry)
+    }
+}
+
+fn failed_attempt(
+    status: Option<u16>,
+    error: String,
+    response: Option<String>,
+    duration_ms: u64,
+) -> Attempt {
+    Attempt {
+        at: SystemTime::now(),
+        status,
+        error: Some(error),
+        response,
+        duration_ms,
+    }
+}
+
+fn transport_error(err: &ureq::Error, timeout: Duration) -> String {
+    match err {
+        ureq::Error::Timeout(_) => format!("timed out after {}", crate::duration::display(timeout)),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            format!("timed out after {}", crate::duration::display(timeout))
+        }
+        other => format!("not delivered: {other}"),
+    }
+}
+
+/// The first bytes of a receiver's answer, as text safe to show.
+fn excerpt(reader: impl Read) -> Option<String> {
+    let mut bytes = Vec::new();
+    let _ = reader.take(RESPONSE_EXCERPT as u64).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim();
+    (!text.is_empty()).then(|| crate::common::clean(text).into_owned())
+}
+
+/// A signing secret known only to this process, for handing deliveries to
+/// the outbox through its ingestor.
+fn internal_secret() -> Result<Secret, String> {
+    new_secret()
+}
+
+/// A fresh `whsec_` secret of 24 random bytes, as Standard Webhooks issues.
+pub fn new_secret() -> Result<Secret, String> {
+    use base64::Engine as _;
+    let mut key = [0u8; 24];
+    getrandom::fill(&mut key).map_err(|e| format!("no randomness for a secret: {e}"))?;
+    Ok(Secret::new(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )))
+}
+
+/// One line on stderr: what the emulator is doing, for whoever watches it.
+pub fn log(line: &str) {
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{} {}",
+        utc_millis(SystemTime::now()),
+        crate::common::clean(line)
+    );
+}

@@ -1,0 +1,427 @@
+//! The routes under /v1: Bluum's webhook management API and the emulator's
+//! own event and delivery routes, each answering Bluum's flat resource shape
+//! (docs/BLUUM_API.md).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+use webhook_inbox::bluum::CATALOG;
+
+use super::auth::{Keys, Scope};
+use super::outbox::{Outbox, new_secret};
+use super::registry::{Attempt, Delivery, Registry, Webhook};
+use super::reply::{ApiError, Reply};
+use super::validate;
+use crate::time::utc;
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 200;
+
+/// A request, as the routes need it.
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// Path and query, as sent.
+    pub target: &'a str,
+    pub authorization: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+pub struct Api {
+    pub keys: Keys,
+    pub registry: Arc<Registry>,
+    pub outbox: Outbox,
+}
+
+impl Api {
+    pub fn handle(&self, request: &Request<'_>) -> Reply {
+        match self.route(request) {
+            Ok(reply) => reply,
+            Err(err) => err.into(),
+        }
+    }
+
+    fn route(&self, request: &Request<'_>) -> Result<Reply, ApiError> {
+        let (path, query) = request
+            .target
+            .split_once('?')
+            .unwrap_or((request.target, ""));
+        let scope = self
+            .keys
+            .check(request.authorization)
+            .map_err(|r| ApiError::unauthenticated(r.code(), r.message()))?;
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let method = request.method;
+        let body = request.body;
+        let tenant_only = || match scope {
+            Scope::Tenant => Ok(()),
+            Scope::Investor => Err(ApiError::investor_scoped()),
+        };
+        let wrong_method = || Err(ApiError::method_not_allowed(method, path));
+        match segments.as_slice() {
+            ["v1", "webhooks", "event-types"] => {
+                tenant_only()?;
+                match method {
+                    "GET" => Ok(event_types()),
+                    _ => wrong_method(),
+                }
+            }
+            ["v1", "webhooks"] => {
+                tenant_only()?;
+                match method {
+                    "GET" => self.list_webhooks(query),
+                    "POST" => self.create_webhook(body),
+                    _ => wrong_method(),
+                }
+            }
+            ["v1", "webhooks", id] => {
+                tenant_only()?;
+                match method {
+                    "GET" => self.get_webhook(id),
+                    "PATCH" => self.update_webhook(id, body),
+                    "DELETE" => self.delete_webhook(id),
+                    _ => wrong_method(),
+                }
+            }
+            ["v1", "_emulator", "events"] => {
+                tenant_only()?;
+                match method {
+                    "POST" => self.trigger(body),
+                    _ => wrong_method(),
+                }
+            }
+            ["v1", "_emulator", "deliveries"] => {
+                tenant_only()?;
+                match method {
+                    "GET" => self.list_deliveries(query),
+                    _ => wrong_method(),
+                }
+            }
+            ["v1", "_emulator", "deliveries", id] => {
+                tenant_only()?;
+                match method {
+                    "GET" => self.get_delivery(id),
+                    _ => wrong_method(),
+                }
+            }
+            ["v1", "_emulator", "deliveries", id, "replay"] => {
+                tenant_only()?;
+                match method {
+                    "POST" => self.replay(id),
+                    _ => wrong_method(),
+                }
+            }
+            _ => Err(ApiError::no_route(method, path)),
+        }
+    }
+
+    fn create_webhook(&self, body: &[u8]) -> Result<Reply, ApiError> {
+        let new = validate::new_webhook(body)?;
+        let now = SystemTime::now();
+        let webhook = Webhook {
+            id: self.registry.new_id("wh_").map_err(ApiError::internal)?,
+            name: new.name,
+            url: new.url,
+            description: new.description,
+            event_type_names: new.event_type_names,
+            active: true,
+            secret: new_secret()
+                .map_err(ApiError::internal)?
+                .expose()
+                .to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.registry
+            .put_webhook(&webhook)
+            .map_err(ApiError::internal)?;
+        let mut body = webhook_json(&webhook);
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("secret".into(), Value::String(webhook.secret.clone()));
+        }
+        Ok(Reply::created(body))
+    }
+
+    fn list_webhooks(&self, query: &str) -> Result<Reply, ApiError> {
+        let webhooks = self.registry.webhooks().map_err(ApiError::internal)?;
+        let page = Page::read(query)?;
+        let (items, has_more) = page.slice(&webhooks);
+        Ok(Reply::ok(list(
+            "/v1/webhooks",
+            has_more,
+            items.iter().map(webhook_json).collect(),
+        )))
+    }
+
+    fn get_webhook(&self, id: &str) -> Result<Reply, ApiError> {
+        match self.registry.webhook(id).map_err(ApiError::internal)? {
+            Some(webhook) => Ok(Reply::ok(webhook_json(&webhook))),
+            None => Err(ApiError::not_found("webhook", id)),
+        }
+    }
+
+    fn update_webhook(&self, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
+        let changes = validate::changes(body)?;
+        let updated = self
+            .registry
+            .update_webhook(id, |w| {
+                if let Some(name) = changes.name {
+                    w.name = name;
+                }
+                if let Some(url) = changes.url {
+                    w.url = url;
+                }
+                if let Some(names) = changes.event_type_names {
+                    w.event_type_names = names;
+                }
+                if let Some(description) = changes.description {
+                    w.description = description;
+                }
+                if let Some(active) = changes.active {
+                    w.active = active;
+                }
+                w.updated_at = SystemTime::now();
+            })
+            .map_err(ApiError::internal)?;
+        match updated {
+            Some(webhook) => Ok(Reply::ok(webhook_json(&webhook))),
+            None => Err(ApiError::not_found("webhook", id)),
+        }
+    }
+
+    fn delete_webhook(&self, id: &str) -> Result<Reply, ApiError> {
+        if self
+            .registry
+            .delete_webhook(id)
+            .map_err(ApiError::internal)?
+        {
+            Ok(Reply::ok(
+                json!({ "id": id, "object": "webhook", "deleted": true }),
+            ))
+        } else {
+            Err(ApiError::not_found("webhook", id))
+        }
+    }
+
+    /// Fans one event out to every active webhook subscribed to its type:
+    /// the deliveries are recorded (durably) and handed to the outbox before
+    /// the answer.
+    fn trigger(&self, body: &[u8]) -> Result<Reply, ApiError> {
+        let event = validate::new_event(body)?;
+        let now = SystemTime::now();
+        let event_id = self.registry.new_id("evt_").map_err(ApiError::internal)?;
+        let envelope = format!(
+            r#"{{"event":{},"timestamp":"{}","data":{}}}"#,
+            Value::String(event.event_type.clone()),
+            utc(now),
+            event.data.get()
+        );
+        let mut deliveries = Vec::new();
+        for webhook in self.registry.webhooks().map_err(ApiError::internal)? {
+            if webhook.active && webhook.subscribes_to(&event.event_type) {
+                deliveries.push(Delivery {
+                    id: self.registry.new_id("dlv_").map_err(ApiError::internal)?,
+                    event_id: event_id.clone(),
+                    event_type: event.event_type.clone(),
+                    webhook_id: webhook.id,
+                    created_at: now,
+                    body: envelope.clone().into_bytes(),
+                    delivered_at: None,
+                    attempts: Vec::new(),
+                });
+            }
+        }
+        self.registry
+            .add_deliveries(&deliveries)
+            .map_err(ApiError::internal)?;
+        self.outbox
+            .enqueue(&deliveries)
+            .map_err(ApiError::internal)?;
+        let summary: Vec<Value> = deliveries
+            .iter()
+            .map(|d| json!({ "id": d.id, "webhook_id": d.webhook_id }))
+            .collect();
+        Ok(Reply::accepted(json!({
+            "object": "event",
+            "id": event_id,
+            "type": event.event_type,
+            "created_at": utc(now),
+            "deliveries": summary,
+        })))
+    }
+
+    fn list_deliveries(&self, query: &str) -> Result<Reply, ApiError> {
+        let page = Page::read(query)?;
+        let webhook = param(query, "webhook_id");
+        let state = param(query, "state");
+        if let Some(state) = state
+            && !["pending", "retrying", "delivered", "parked"].contains(&state)
+        {
+            return Err(ApiError::field(
+                "BLUM-400-004",
+                "state",
+                "state must be pending, retrying, delivered or parked.",
+            ));
+        }
+        let mut shown = Vec::new();
+        for delivery in self.registry.deliveries().map_err(ApiError::internal)? {
+            if webhook.is_some_and(|w| w != delivery.webhook_id) {
+                continue;
+            }
+            let json = self.delivery_json(&delivery)?;
+            if state.is_some_and(|s| json["state"] != s) {
+                continue;
+            }
+            shown.push(json);
+        }
+        let (items, has_more) = page.slice(&shown);
+        Ok(Reply::ok(list(
+            "/v1/_emulator/deliveries",
+            has_more,
+            items.to_vec(),
+        )))
+    }
+
+    fn get_delivery(&self, id: &str) -> Result<Reply, ApiError> {
+        match self.registry.delivery(id).map_err(ApiError::internal)? {
+            Some(delivery) => Ok(Reply::ok(self.delivery_json(&delivery)?)),
+            None => Err(ApiError::not_found("delivery", id)),
+        }
+    }
+
+    fn replay(&self, id: &str) -> Result<Reply, ApiError> {
+        let Some(delivery) = self.registry.delivery(id).map_err(ApiError::internal)? else {
+            return Err(ApiError::not_found("delivery", id));
+        };
+        if !self.outbox.replay(id).map_err(ApiError::internal)? {
+            let (state, _) = self.outbox.state(&delivery).map_err(ApiError::internal)?;
+            return Err(ApiError::conflict(format!(
+                "Delivery {id} is {}: only a parked delivery can be replayed.",
+                state.name()
+            )));
+        }
+        Ok(Reply::accepted(self.delivery_json(&delivery)?))
+    }
+
+    fn delivery_json(&self, delivery: &Delivery) -> Result<Value, ApiError> {
+        let (state, next) = self.outbox.state(delivery).map_err(ApiError::internal)?;
+        let url = self
+            .registry
+            .webhook(&delivery.webhook_id)
+            .map_err(ApiError::internal)?
+            .map(|w| w.url);
+        let attempts: Vec<Value> = delivery
+            .attempts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| attempt_json(i + 1, a))
+            .collect();
+        Ok(json!({
+            "object": "delivery",
+            "id": delivery.id,
+            "event_id": delivery.event_id,
+            "event_type": delivery.event_type,
+            "webhook_id": delivery.webhook_id,
+            "url": url,
+            "state": state.name(),
+            "created_at": utc(delivery.created_at),
+            "delivered_at": delivery.delivered_at.map(utc),
+            "next_attempt_at": next.map(crate::time::utc_millis),
+            "attempts": attempts,
+        }))
+    }
+}
+
+fn attempt_json(number: usize, attempt: &Attempt) -> Value {
+    json!({
+        "attempt": number,
+        "at": crate::time::utc_millis(attempt.at),
+        "status": attempt.status,
+        "error": attempt.error,
+        "response": attempt.response,
+        "duration_ms": attempt.duration_ms,
+    })
+}
+
+fn webhook_json(webhook: &Webhook) -> Value {
+    json!({
+        "id": webhook.id,
+        "object": "webhook",
+        "name": webhook.name,
+        "url": webhook.url,
+        "description": webhook.description,
+        "event_type_names": webhook.event_type_names,
+        "status": if webhook.active { "active" } else { "inactive" },
+        "created_at": utc(webhook.created_at),
+        "updated_at": utc(webhook.updated_at),
+        "livemode": false,
+    })
+}
+
+fn event_types() -> Reply {
+    let data = CATALOG
+        .iter()
+        .map(|e| {
+            json!({
+                "object": "event_type",
+                "name": e.name,
+                "category": e.category(),
+                "display_name": e.display_name,
+                "description": e.description,
+            })
+        })
+        .collect();
+    Reply::ok(list("/v1/webhooks/event-types", false, data))
+}
+
+fn list(url: &str, has_more: bool, data: Vec<Value>) -> Value {
+    json!({ "object": "list", "url": url, "has_more": has_more, "data": data })
+}
+
+/// `limit` and `offset` from a query string.
+struct Page {
+    limit: usize,
+    offset: usize,
+}
+
+impl Page {
+    fn read(query: &str) -> Result<Self, ApiError> {
+        let number = |name: &str, default: usize, max: usize| match param(query, name) {
+            None => Ok(default),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if n <= max && !(name == "limit" && n == 0) => Ok(n),
+                _ => Err(ApiError::field(
+                    "BLUM-400-003",
+                    name,
+                    format!(
+                        "{name} must be a whole number{}.",
+                        if name == "limit" {
+                            " from 1 to 200"
+                        } else {
+                            ""
+                        }
+                    ),
+                )),
+            },
+        };
+        Ok(Self {
+            limit: number("limit", DEFAULT_LIMIT, MAX_LIMIT)?,
+            offset: number("offset", 0, usize::MAX)?,
+        })
+    }
+
+    fn slice<'a, T>(&self, items: &'a [T]) -> (&'a [T], bool) {
+        let start = self.offset.min(items.len());
+        let end = start.saturating_add(self.limit).min(items.len());
+        (&items[start..end], end < items.len())
+    }
+}
+
+/// The value of `name` in a query string (ids and numbers: no decoding needed).
+fn param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}

@@ -108,7 +108,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .server_addr()
         .to_ip()
         .map_or_else(|| args.listen.clone(), |a| a.to_string());
-    crate::common::print(&format!("listening on http://{address}"))?;
+    crate::common::print(&format!("listening on http://{address}\n"))?;
     let _ = std::io::stdout().flush();
     log(&format!(
         "emulating Bluum on http://{address}/v1 (store {}, time scale {}, timeout {})",
@@ -129,8 +129,39 @@ pub fn run(args: Args) -> Result<(), Failure> {
             std::thread::spawn(move || serve(&server, &api))
         })
         .collect();
+    stop_on_signal(&server)?;
     for thread in threads {
         let _ = thread.join();
+    }
+    let Ok(api) = Arc::try_unwrap(api) else {
+        return Err(Failure::Unavailable(
+            "an API thread is still running".into(),
+        ));
+    };
+    let Api {
+        outbox, registry, ..
+    } = api;
+    outbox.close().map_err(Failure::Unavailable)?;
+    registry
+        .flush()
+        .map_err(|e| Failure::Unavailable(e.to_string()))?;
+    log("stopped; pending deliveries resume at the next start");
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM, then stops the API threads (requests being
+/// answered finish first). SIGKILL loses nothing either: every change is
+/// durable before it is acknowledged; a clean stop only makes the next start
+/// faster.
+fn stop_on_signal(server: &tiny_http::Server) -> Result<(), Failure> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Failure::Unavailable(format!("cannot handle signals: {e}")))?;
+    if let Some(signal) = signals.forever().next() {
+        log(&format!("signal {signal}: stopping"));
+    }
+    for _ in 0..API_THREADS {
+        server.unblock();
     }
     Ok(())
 }

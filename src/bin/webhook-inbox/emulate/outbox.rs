@@ -180,6 +180,16 @@ impl Outbox {
         }
         self.enqueue(&lost)
     }
+
+    /// Stops delivering (attempts in flight finish) and closes the store, so
+    /// the next start opens it without recovery.
+    pub fn close(mut self) -> Result<(), String> {
+        if let Some(worker) = self.worker.take() {
+            worker.shutdown().map_err(|e| e.to_string())?;
+        }
+        drop(self.ingestor);
+        self.inbox.close().map_err(|e| e.to_string())
+    }
 }
 
 /// Signs and POSTs one delivery per handler call.

@@ -172,7 +172,7 @@ impl Registry {
         Ok(true)
     }
 
-    fn flush(&self) -> Result<(), RegistryError> {
+    pub fn flush(&self) -> Result<(), RegistryError> {
         self.db.flush()?;
         Ok(())
     }

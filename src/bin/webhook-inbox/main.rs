@@ -7,6 +7,9 @@
 //!   and sled allows one process per store, so these run while the service
 //!   is stopped; a running service offers the same operations through the
 //!   library (`Inbox::events`, `event`, `replay`, `purge_dead`).
+//! - `emulate`, `trigger`: a local Bluum (its webhook management API and
+//!   signed deliveries with retries) and a way to make it emit an event.
+//! - `bluum`: manage webhooks through Bluum's API or the emulator's.
 //!
 //! Every read command takes `--json`, as do `replay`, `purge` and `send`.
 //!

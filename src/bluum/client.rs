@@ -1,1 +1,1156 @@
-//! Placeholder: the typed client for Bluum's webhook management API is being written.
+//! A blocking client for Bluum's webhook management API (feature
+//! `bluum-client`): list the event types, and create, list, read, change and
+//! delete webhooks.
+//!
+//! The happy path: create a webhook, keep its signing secret (Bluum shows it
+//! once), hand the secret to your receiver.
+//!
+//! ```no_run
+//! use webhook_inbox::bluum::client::{Client, NewWebhook, SANDBOX};
+//!
+//! let client = Client::new(SANDBOX, "your-api-key", "your-api-secret");
+//! let hook = client.create_webhook(
+//!     &NewWebhook::new("Orders", "https://example.com/webhooks/bluum", ["order.*"]),
+//! )?;
+//! let secret = hook.secret.expect("create answers with the secret");
+//! println!("{} created; store its secret now", hook.id);
+//! # let _ = secret;
+//! # Ok::<(), webhook_inbox::bluum::client::ClientError>(())
+//! ```
+//!
+//! The [`Webhook`] and [`EventType`] types follow the flat shape written
+//! down in `docs/BLUUM_API.md` (`wh_` ids, snake_case fields such as
+//! `event_type_names`, list envelopes, `{"error": {…}}` errors); requests send
+//! `eventTypeNames`, the spelling every Bluum page agrees on. Authentication is
+//! HTTP Basic with a **tenant-wide** API key and its secret: webhook
+//! management is a tenant-level operation, and an investor-scoped key is
+//! refused with [`ClientError::InvestorScopedKey`].
+//!
+//! Every text the server sends back (error messages, non-JSON bodies) reaches
+//! a [`ClientError`] with its control characters escaped and its length
+//! capped, so printing an error cannot move an operator's cursor.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Secret;
+
+/// Bluum's sandbox API, `/v1` included.
+///
+/// ```
+/// use webhook_inbox::bluum::client::{Client, SANDBOX};
+///
+/// let client = Client::new(SANDBOX, "key", "secret");
+/// assert_eq!(client.base_url(), "https://sandbox.api.bluumfinance.com/v1");
+/// ```
+pub const SANDBOX: &str = "https://sandbox.api.bluumfinance.com/v1";
+
+/// Bluum's production API, `/v1` included.
+///
+/// ```
+/// use webhook_inbox::bluum::client::{Client, PRODUCTION};
+///
+/// let client = Client::new(PRODUCTION, "key", "secret");
+/// assert!(client.base_url().starts_with("https://api.bluumfinance.com"));
+/// ```
+pub const PRODUCTION: &str = "https://api.bluumfinance.com/v1";
+
+/// How long a whole request may take unless [`Client::timeout`] says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The page size `list_webhooks` asks for (the API's maximum).
+const PAGE_LIMIT: usize = 200;
+/// `list_webhooks` gives up after this many pages (100 000 webhooks): a
+/// server that always says `has_more` must not keep the client looping.
+const MAX_PAGES: usize = 500;
+/// The largest answer body read (a full page of webhooks is far smaller).
+const MAX_BODY: u64 = 8 * 1024 * 1024;
+/// How much of a non-JSON error body an error keeps.
+const EXCERPT_CHARS: usize = 200;
+/// How much of a server-written error message an error keeps.
+const MESSAGE_CHARS: usize = 1000;
+/// The longest webhook id accepted.
+const MAX_ID_LEN: usize = 128;
+
+/// A blocking client for Bluum's webhook management API. Cheap to clone
+/// (clones share one connection pool); `Send + Sync`.
+///
+/// `Debug` shows the base URL, the API key and the timeout, never the API
+/// secret.
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_inbox::bluum::client::Client;
+///
+/// let client = Client::new("http://127.0.0.1:8080/v1/", "key_1", "s3cr3t")
+///     .timeout(Duration::from_secs(5));
+/// assert_eq!(client.base_url(), "http://127.0.0.1:8080/v1");
+/// assert!(!format!("{client:?}").contains("s3cr3t"));
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    base_url: String,
+    api_key: String,
+    /// `Basic base64(key:secret)`, kept wrapped so it never prints.
+    authorization: Secret,
+    timeout: Duration,
+    agent: ureq::Agent,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"***")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client for the API at `base_url` (`/v1` included, such as
+    /// [`SANDBOX`], [`PRODUCTION`] or an emulator's `http://127.0.0.1:PORT/v1`;
+    /// a trailing slash is dropped), authenticating with a tenant-wide API
+    /// key and its secret. Nothing is sent until the first call.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::{Client, SANDBOX};
+    ///
+    /// let secret = String::from("from-a-vault");
+    /// let client = Client::new(SANDBOX, "key_1", secret);
+    /// # let _ = client;
+    /// ```
+    pub fn new(
+        base_url: impl Into<String>,
+        api_key: impl Into<String>,
+        api_secret: impl Into<Secret>,
+    ) -> Self {
+        let base_url = base_url.into().trim_end_matches('/').to_owned();
+        let api_key = api_key.into();
+        let api_secret = api_secret.into();
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("{api_key}:{}", api_secret.expose()));
+        Self {
+            base_url,
+            api_key,
+            authorization: Secret::new(format!("Basic {credentials}")),
+            timeout: DEFAULT_TIMEOUT,
+            agent: agent(DEFAULT_TIMEOUT),
+        }
+    }
+
+    /// Gives up on a call (connecting, sending, waiting, reading the answer)
+    /// after `timeout`, reporting [`ClientError::Transport`]. Defaults to 30 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_inbox::bluum::client::{Client, SANDBOX};
+    ///
+    /// let client = Client::new(SANDBOX, "key", "secret").timeout(Duration::from_secs(10));
+    /// assert!(format!("{client:?}").contains("10s"));
+    /// ```
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self.agent = agent(timeout);
+        self
+    }
+
+    /// The base URL calls go to, without a trailing slash.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::Client;
+    ///
+    /// let client = Client::new("http://127.0.0.1:9000/v1/", "key", "secret");
+    /// assert_eq!(client.base_url(), "http://127.0.0.1:9000/v1");
+    /// ```
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Every event type a webhook can subscribe to
+    /// (`GET /webhooks/event-types`).
+    ///
+    /// ```no_run
+    /// use webhook_inbox::bluum::client::{Client, SANDBOX};
+    ///
+    /// let client = Client::new(SANDBOX, "key", "secret");
+    /// for t in client.event_types()? {
+    ///     println!("{:<32} {}", t.name, t.display_name);
+    /// }
+    /// # Ok::<(), webhook_inbox::bluum::client::ClientError>(())
+    /// ```
+    pub fn event_types(&self) -> Result<Vec<EventType>, ClientError> {
+        let list: List<EventType> = self.call(Method::Get, "/webhooks/event-types", None)?;
+        Ok(list.data)
+    }
+
+    /// Creates a webhook (`POST /webhooks`). The answer is the only one that
+    /// carries the webhook's signing secret ([`Webhook::secret`]): store it
+    /// now.
+    ///
+    /// ```no_run
+    /// use webhook_inbox::bluum::client::{Client, NewWebhook, SANDBOX};
+    ///
+    /// let client = Client::new(SANDBOX, "key", "secret");
+    /// let new = NewWebhook::new("Money", "https://example.com/hooks", ["transfer.*", "order.filled"])
+    ///     .description("ledger sync");
+    /// let hook = client.create_webhook(&new)?;
+    /// assert!(hook.secret.is_some());
+    /// # Ok::<(), webhook_inbox::bluum::client::ClientError>(())
+    /// ```
+    pub fn create_webhook(&self, webhook: &NewWebhook) -> Result<Webhook, ClientError> {
+        let body = encode(webhook)?;
+        self.call(Method::Post, "/webhooks", Some(body))
+    }
+
+    /// Every webhook, in creation order, without secrets (`GET /webhooks`,
+    /// following `has_more` a page of 200 at a time).
+    ///
+    /// ```no_run
+    /// use webhook_inbox::bluum::client::{Client, SANDBOX};
+    ///
+    /// let client = Client::new(SANDBOX, "key", "secret");
+    /// for hook in client.list_webhooks()? {
+    ///     println!("{} {} {}", hook.id, hook.status, hook.url);
+    /// }
+    /// # Ok::<(), webhook_inbox::bluum::client::ClientError>(())
+    /// ```
+    pub fn list_webhooks(&self) -> Result<Vec<Webhook>, ClientError> {
+        let mut all = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let path = format!("/webhooks?limit={PAGE_LIMIT}&offset={}", all.len());
+            let page: List<Webhook> = self.call(Method::Get, &path, None)?;
+            let empty = page.data.is_empty();
+            all.extend(page.data);
+            if !page.has_more {
+                return Ok(all);
+            }
+            if empty {
+                return Err(ClientError::Decode(format!(
+                    "{}: the server said has_more but sent an empty page at offset {}",
+                    self.url("/webhooks"),
+                    all.len()
+                )));
+            }
+        }
+        Err(ClientError::Decode(format!(
+            "{}: still has_more after {MAX_PAGES} pages of {PAGE_LIMIT}; giving up",
+            self.url("/webhooks")
+        )))
+    }
+
+    /// One webhook, without its secret (`GET /webhooks/{id}`);
+    /// [`ClientError::NotFound`] if there is none with that id.
+    ///
+    /// An id that is not letters, digits, `_` and `-` (as `wh_…` ids are) is
+    /// refused before anything is sent, so it can never reach another path.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::{Client, ClientError, SANDBOX};
+    ///
+    /// let client = Client::new(SANDBOX, "key", "secret");
+    /// let err = client.get_webhook("../event-types").unwrap_err();
+    /// assert!(matches!(err, ClientError::Invalid { param: Some(ref p), .. } if p == "id"));
+    /// ```
+    pub fn get_webhook(&self, id: &str) -> Result<Webhook, ClientError> {
+        let path = webhook_path(id)?;
+        self.call(Method::Get, &path, None)
+    }
+
+    /// Changes the fields set in `update` (`PATCH /webhooks/{id}`) and
+    /// returns the webhook as it now is (without its secret).
+    ///
+    /// ```no_run
+    /// use webhook_inbox::bluum::client::{Client, SANDBOX, WebhookStatus, WebhookUpdate};
+    ///
+    /// let client = Client::new(SANDBOX, "key", "secret");
+    /// let hook = client.update_webhook(
+    ///     "wh_3f9c2a7d1e8b4c60",
+    ///     &WebhookUpdate::new().status(WebhookStatus::Inactive),
+    /// )?;
+    /// assert_eq!(hook.status, WebhookStatus::Inactive);
+    /// # Ok::<(), webhook_inbox::bluum::client::ClientError>(())
+    /// ```
+    pub fn update_webhook(&self, id: &str, update: &WebhookUpdate) -> Result<Webhook, ClientError> {
+        let path = webhook_path(id)?;
+        if update.status == Some(WebhookStatus::Other) {
+            return Err(local_invalid(
+                "status",
+                "a webhook's status can be set to Active or Inactive only",
+            ));
+        }
+        let body = encode(update)?;
+        self.call(Method::Patch, &path, Some(body))
+    }
+
+    /// Deletes a webhook (`DELETE /webhooks/{id}`); it receives no further
+    /// events. [`ClientError::NotFound`] if there is none with that id.
+    ///
+    /// ```no_run
+    /// use webhook_inbox::bluum::client::{Client, SANDBOX};
+    ///
+    /// let client = Client::new(SANDBOX, "key", "secret");
+    /// client.delete_webhook("wh_3f9c2a7d1e8b4c60")?;
+    /// # Ok::<(), webhook_inbox::bluum::client::ClientError>(())
+    /// ```
+    pub fn delete_webhook(&self, id: &str) -> Result<(), ClientError> {
+        let path = webhook_path(id)?;
+        let _: serde::de::IgnoredAny = self.call(Method::Delete, &path, None)?;
+        Ok(())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Sends one request and reads a 2xx answer as `T`, or the error answer
+    /// as a [`ClientError`].
+    fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let transport = |e: ureq::Error| {
+            ClientError::Transport(format!("{} {url}: {}", method.as_str(), describe(&e)))
+        };
+        let authorization = self.authorization.expose();
+        let accept = "application/json";
+        let result = match (method, body) {
+            (Method::Get, _) => self
+                .agent
+                .get(&url)
+                .header("authorization", authorization)
+                .header("accept", accept)
+                .call(),
+            (Method::Delete, _) => self
+                .agent
+                .delete(&url)
+                .header("authorization", authorization)
+                .header("accept", accept)
+                .call(),
+            (Method::Post, body) => self
+                .agent
+                .post(&url)
+                .header("authorization", authorization)
+                .header("accept", accept)
+                .header("content-type", "application/json")
+                .send(body.unwrap_or_default()),
+            (Method::Patch, body) => self
+                .agent
+                .patch(&url)
+                .header("authorization", authorization)
+                .header("accept", accept)
+                .header("content-type", "application/json")
+                .send(body.unwrap_or_default()),
+        };
+        let mut response = result.map_err(transport)?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec();
+        if !(200..300).contains(&status) {
+            // An unreadable error body still says the status.
+            return Err(error_from_answer(status, &bytes.unwrap_or_default()));
+        }
+        let bytes = bytes.map_err(transport)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Decode(format!(
+                "{} {url} answered {status} with unexpected JSON ({e}): {}",
+                method.as_str(),
+                excerpt(&String::from_utf8_lossy(&bytes), EXCERPT_CHARS)
+            ))
+        })
+    }
+}
+
+/// The agent every call of a client goes through: status codes are answers,
+/// not errors; no redirects (the credentials stay with the configured host).
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .user_agent(concat!("webhook-inbox/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// ureq's message, with the timeout and refusal cases said plainly.
+fn describe(err: &ureq::Error) -> String {
+    match err {
+        ureq::Error::Timeout(_) => format!("timed out ({err})"),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused ({io})")
+        }
+        ureq::Error::HostNotFound => "host not found".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// `/webhooks/{id}`, or a refusal if the id could leave that path.
+fn webhook_path(id: &str) -> Result<String, ClientError> {
+    let valid = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(format!("/webhooks/{id}"))
+    } else {
+        Err(local_invalid(
+            "id",
+            &format!(
+                "a webhook id is 1 to {MAX_ID_LEN} letters, digits, `_` and `-` \
+                 (such as wh_3f9c2a7d1e8b4c60), not `{}`",
+                excerpt(id, 80)
+            ),
+        ))
+    }
+}
+
+/// A request refused before it was sent: no server code.
+fn local_invalid(param: &str, message: &str) -> ClientError {
+    ClientError::Invalid {
+        param: Some(param.to_owned()),
+        code: String::new(),
+        message: message.to_owned(),
+    }
+}
+
+fn encode(body: &impl Serialize) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(body).map_err(|e| ClientError::Invalid {
+        param: None,
+        code: String::new(),
+        message: format!("cannot encode the request: {e}"),
+    })
+}
+
+/// At most `max` characters of `text`, control characters escaped
+/// (`\n`, `\u{1b}`), an ellipsis marking a cut.
+fn excerpt(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (count, c) in text.trim().chars().enumerate() {
+        if count >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The JSON error answer: `{"error": {type, code, message, param?}}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    code: Option<String>,
+    message: String,
+    #[serde(default)]
+    param: Option<String>,
+}
+
+/// Maps a non-2xx answer to its [`ClientError`].
+fn error_from_answer(status: u16, body: &[u8]) -> ClientError {
+    let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) else {
+        let text = String::from_utf8_lossy(body);
+        let message = if text.trim().is_empty() {
+            "(empty body)".to_owned()
+        } else {
+            excerpt(&text, EXCERPT_CHARS)
+        };
+        return ClientError::Api {
+            status,
+            code: String::new(),
+            message,
+        };
+    };
+    let code = excerpt(error.code.as_deref().unwrap_or(""), 64);
+    let message = excerpt(&error.message, MESSAGE_CHARS);
+    match status {
+        401 => ClientError::Unauthorized { code, message },
+        403 => ClientError::InvestorScopedKey { message },
+        400 | 409 | 413 | 422 => ClientError::Invalid {
+            param: error.param.map(|p| excerpt(&p, 64)),
+            code,
+            message,
+        },
+        404 => ClientError::NotFound { code, message },
+        _ => ClientError::Api {
+            status,
+            code,
+            message,
+        },
+    }
+}
+
+/// ` (BLUM-400-002)`, or nothing when there is no code.
+struct Code<'a>(&'a str);
+
+impl fmt::Display for Code<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            write!(f, " ({})", self.0)
+        }
+    }
+}
+
+/// `` `eventTypeNames` `` or `the request`.
+struct Param<'a>(Option<&'a str>);
+
+impl fmt::Display for Param<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(param) => write!(f, "`{param}`"),
+            None => f.write_str("the request"),
+        }
+    }
+}
+
+/// Why a call did not succeed. Every text in it that came from the server has
+/// its control characters escaped and its length capped.
+///
+/// ```
+/// use webhook_inbox::bluum::client::{Client, ClientError, SANDBOX};
+///
+/// let client = Client::new(SANDBOX, "key", "secret");
+/// let err = client.get_webhook("wh_1/../../event-types").unwrap_err();
+/// if let ClientError::Invalid { param, message, .. } = &err {
+///     assert_eq!(param.as_deref(), Some("id"));
+///     assert!(message.contains("letters, digits"));
+/// }
+/// assert!(err.to_string().starts_with("invalid `id`"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// 401: no credentials, malformed ones, an unknown key or a wrong secret.
+    #[error("Bluum refused the API key and secret{}: {message}", Code(code))]
+    Unauthorized {
+        /// Bluum's error code, such as `BLUM-401-003`.
+        code: String,
+        /// Bluum's message.
+        message: String,
+    },
+    /// 403: the key is investor-scoped, and managing webhooks needs a
+    /// tenant-wide key.
+    #[error(
+        "this API key is investor-scoped: webhook management is a tenant-level operation, \
+         use a tenant-wide API key (Bluum said: {message})"
+    )]
+    InvestorScopedKey {
+        /// Bluum's message.
+        message: String,
+    },
+    /// 400, 409, 413 or 422: the request was refused as invalid — or refused
+    /// here before being sent (then `code` is empty).
+    #[error("invalid {}{}: {message}", Param(param.as_deref()), Code(code))]
+    Invalid {
+        /// The offending field (`eventTypeNames`, `url`, …), when named.
+        param: Option<String>,
+        /// Bluum's error code, such as `BLUM-400-004`; empty if refused locally.
+        code: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// 404: no webhook with that id (or no such route: check the base URL).
+    #[error("not found{}: {message}", Code(code))]
+    NotFound {
+        /// Bluum's error code, such as `BLUM-404-001`.
+        code: String,
+        /// Bluum's message.
+        message: String,
+    },
+    /// Any other non-2xx answer, or one whose body is not Bluum's JSON error
+    /// (then `code` is empty and `message` is an excerpt of the body).
+    #[error("Bluum answered HTTP {status}{}: {message}", Code(code))]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// Bluum's error code, empty if the body had none.
+        code: String,
+        /// Bluum's message, or a short excerpt of a body that was not JSON.
+        message: String,
+    },
+    /// No answer: the connection failed or was refused, timed out, or TLS
+    /// failed. The text names the URL.
+    #[error("cannot reach Bluum: {0}")]
+    Transport(String),
+    /// A 2xx answer whose body is not the JSON expected.
+    #[error("cannot read Bluum's answer: {0}")]
+    Decode(String),
+}
+
+/// A list envelope: `{"object": "list", "has_more": bool, "data": [...]}`.
+#[derive(Deserialize)]
+struct List<T> {
+    data: Vec<T>,
+    #[serde(default)]
+    has_more: bool,
+}
+
+/// One event type a webhook can subscribe to, as
+/// `GET /webhooks/event-types` describes it. Fields this version does not
+/// know are ignored.
+///
+/// ```
+/// use webhook_inbox::bluum::client::EventType;
+///
+/// let t: EventType = serde_json::from_str(
+///     r#"{"object":"event_type","name":"order.filled","category":"order",
+///         "display_name":"Order filled","description":"An order was fully filled."}"#,
+/// )?;
+/// assert_eq!((t.name.as_str(), t.category.as_str()), ("order.filled", "order"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct EventType {
+    /// The event name, such as `order.filled`.
+    pub name: String,
+    /// Its domain, such as `order`.
+    #[serde(default)]
+    pub category: String,
+    /// A short human-readable title.
+    #[serde(default)]
+    pub display_name: String,
+    /// When the event fires.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A webhook as the API returns it (the flat shape of `docs/BLUUM_API.md`).
+/// Fields this version does not know are ignored.
+///
+/// ```
+/// use webhook_inbox::bluum::client::{Webhook, WebhookStatus};
+///
+/// let hook: Webhook = serde_json::from_str(
+///     r#"{"id":"wh_3f9c2a7d1e8b4c60","object":"webhook","name":"Orders",
+///         "url":"http://127.0.0.1:8080/webhooks/bluum","description":null,
+///         "event_type_names":["order.*"],"status":"active",
+///         "created_at":"2026-11-28T12:00:00Z","updated_at":"2026-11-28T12:00:00Z",
+///         "livemode":false,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}"#,
+/// )?;
+/// assert_eq!(hook.status, WebhookStatus::Active);
+/// assert_eq!(hook.event_type_names, ["order.*"]);
+/// assert!(hook.secret.as_ref().is_some_and(|s| s.expose().starts_with("whsec_")));
+/// assert!(!format!("{hook:?}").contains("whsec_"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Webhook {
+    /// Its id, `wh_…`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// A free-text description, if one was given.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// What it subscribes to: exact event names and `prefix.*` wildcards.
+    #[serde(default)]
+    pub event_type_names: Vec<String>,
+    /// Whether it receives new events.
+    pub status: WebhookStatus,
+    /// When it was created, RFC 3339 as the server wrote it.
+    pub created_at: String,
+    /// When it last changed, if the server says.
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// Its signing secret (`whsec_…`): present only in the answer to
+    /// [`Client::create_webhook`]. Store it then; it is not shown again.
+    #[serde(default, deserialize_with = "secret")]
+    pub secret: Option<Secret>,
+}
+
+fn secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.map(Secret::new))
+}
+
+/// Whether a webhook receives new events. Read case-insensitively
+/// (`active`, `ACTIVE`); sent as `ACTIVE` / `INACTIVE`; displayed lowercase.
+///
+/// ```
+/// use webhook_inbox::bluum::client::WebhookStatus;
+///
+/// let s: WebhookStatus = serde_json::from_str(r#""INACTIVE""#)?;
+/// assert_eq!(s, WebhookStatus::Inactive);
+/// assert_eq!(serde_json::to_string(&WebhookStatus::Active)?, r#""ACTIVE""#);
+/// assert_eq!(s.to_string(), "inactive");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WebhookStatus {
+    /// It receives new events.
+    Active,
+    /// It receives no new events.
+    Inactive,
+    /// A status this version does not know (its text is not kept). It
+    /// cannot be sent.
+    Other,
+}
+
+impl fmt::Display for WebhookStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+            Self::Other => "other",
+        })
+    }
+}
+
+impl Serialize for WebhookStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Active => serializer.serialize_str("ACTIVE"),
+            Self::Inactive => serializer.serialize_str("INACTIVE"),
+            Self::Other => Err(serde::ser::Error::custom(
+                "a webhook's status can be set to Active or Inactive only",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(if text.eq_ignore_ascii_case("active") {
+            Self::Active
+        } else if text.eq_ignore_ascii_case("inactive") {
+            Self::Inactive
+        } else {
+            Self::Other
+        })
+    }
+}
+
+/// A webhook to create: a name, the URL deliveries go to, and the event
+/// names it subscribes to (exact names such as `order.filled`, or wildcards
+/// such as `order.*` and `transfer.deposit.*`). Sent as
+/// `{"name", "url", "eventTypeNames", "description"?}`.
+///
+/// ```
+/// use webhook_inbox::bluum::client::NewWebhook;
+///
+/// let new = NewWebhook::new("Orders", "https://example.com/hooks", ["order.filled", "transfer.*"]);
+/// let json = serde_json::to_value(&new)?;
+/// assert_eq!(json["eventTypeNames"][1], "transfer.*");
+/// assert!(json.get("description").is_none());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewWebhook {
+    name: String,
+    url: String,
+    #[serde(rename = "eventTypeNames")]
+    event_type_names: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+}
+
+impl NewWebhook {
+    /// A webhook named `name` POSTing to `url` the events `event_type_names`
+    /// match.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::{self, client::NewWebhook};
+    ///
+    /// let new = NewWebhook::new("Fills", "https://example.com/hooks", [bluum::ORDER_FILLED]);
+    /// # let _ = new;
+    /// ```
+    pub fn new(
+        name: impl Into<String>,
+        url: impl Into<String>,
+        event_type_names: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            event_type_names: event_type_names.into_iter().map(Into::into).collect(),
+            description: None,
+        }
+    }
+
+    /// A free-text description. Defaults to none.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::NewWebhook;
+    ///
+    /// let new = NewWebhook::new("Orders", "https://example.com/hooks", ["order.*"])
+    ///     .description("order book sync");
+    /// assert_eq!(serde_json::to_value(&new)?["description"], "order book sync");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+}
+
+/// The changes to make to a webhook: only the fields set are sent, at least
+/// one must be.
+///
+/// ```
+/// use webhook_inbox::bluum::client::{WebhookStatus, WebhookUpdate};
+///
+/// let update = WebhookUpdate::new().url("https://example.com/v2").status(WebhookStatus::Active);
+/// assert_eq!(
+///     serde_json::to_string(&update)?,
+///     r#"{"url":"https://example.com/v2","status":"ACTIVE"}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WebhookUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(rename = "eventTypeNames", skip_serializing_if = "Option::is_none")]
+    event_type_names: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<WebhookStatus>,
+}
+
+impl WebhookUpdate {
+    /// An update that changes nothing yet.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// assert_eq!(serde_json::to_string(&WebhookUpdate::new())?, "{}");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Renames the webhook.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// let update = WebhookUpdate::new().name("Orders (EU)");
+    /// assert_eq!(serde_json::to_value(&update)?["name"], "Orders (EU)");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sends deliveries to another URL.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// let update = WebhookUpdate::new().url("https://example.com/hooks/v2");
+    /// assert_eq!(serde_json::to_value(&update)?["url"], "https://example.com/hooks/v2");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Replaces what the webhook subscribes to.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// let update = WebhookUpdate::new().event_type_names(["order.*", "kyc.verification.approved"]);
+    /// assert_eq!(serde_json::to_value(&update)?["eventTypeNames"][0], "order.*");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn event_type_names(
+        mut self,
+        event_type_names: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.event_type_names = Some(event_type_names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Replaces the description.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// let update = WebhookUpdate::new().description("paused for the migration");
+    /// assert_eq!(serde_json::to_value(&update)?["description"], "paused for the migration");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Turns deliveries on ([`WebhookStatus::Active`]) or off
+    /// ([`WebhookStatus::Inactive`]); sent uppercase. [`WebhookStatus::Other`]
+    /// cannot be sent: [`Client::update_webhook`] refuses it.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::{WebhookStatus, WebhookUpdate};
+    ///
+    /// let update = WebhookUpdate::new().status(WebhookStatus::Inactive);
+    /// assert_eq!(serde_json::to_value(&update)?["status"], "INACTIVE");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn status(mut self, status: WebhookStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn error_body(code: &str, message: &str, param: Option<&str>) -> Vec<u8> {
+        let mut error = json!({"type": "invalid_request_error", "code": code, "message": message});
+        if let Some(param) = param {
+            error["param"] = json!(param);
+        }
+        serde_json::to_vec(&json!({ "error": error })).unwrap()
+    }
+
+    #[test]
+    fn new_webhook_sends_event_type_names_never_events() {
+        let new = NewWebhook::new("Orders", "http://127.0.0.1/h", ["order.*", "order.filled"]);
+        let json = serde_json::to_value(&new).unwrap();
+        assert_eq!(
+            json,
+            json!({"name": "Orders", "url": "http://127.0.0.1/h",
+                   "eventTypeNames": ["order.*", "order.filled"]})
+        );
+        assert!(json.get("events").is_none());
+        let json = serde_json::to_value(new.description("d")).unwrap();
+        assert_eq!(json["description"], "d");
+    }
+
+    #[test]
+    fn updates_send_only_the_fields_set_and_status_uppercase() {
+        assert_eq!(
+            serde_json::to_value(WebhookUpdate::new()).unwrap(),
+            json!({})
+        );
+        let all = WebhookUpdate::new()
+            .name("n")
+            .url("http://x/")
+            .event_type_names(["kyc.*"])
+            .description("d")
+            .status(WebhookStatus::Inactive);
+        assert_eq!(
+            serde_json::to_value(&all).unwrap(),
+            json!({"name": "n", "url": "http://x/", "eventTypeNames": ["kyc.*"],
+                   "description": "d", "status": "INACTIVE"})
+        );
+        let status = WebhookUpdate::new().status(WebhookStatus::Active);
+        assert_eq!(
+            serde_json::to_string(&status).unwrap(),
+            r#"{"status":"ACTIVE"}"#
+        );
+        assert!(serde_json::to_string(&WebhookUpdate::new().status(WebhookStatus::Other)).is_err());
+    }
+
+    #[test]
+    fn status_reads_any_case() {
+        for (text, status) in [
+            ("active", WebhookStatus::Active),
+            ("ACTIVE", WebhookStatus::Active),
+            ("Inactive", WebhookStatus::Inactive),
+            ("INACTIVE", WebhookStatus::Inactive),
+            ("disabled", WebhookStatus::Other),
+        ] {
+            let read: WebhookStatus = serde_json::from_value(json!(text)).unwrap();
+            assert_eq!(read, status, "{text}");
+        }
+    }
+
+    #[test]
+    fn webhooks_ignore_unknown_fields_and_secrets_do_not_print() {
+        let hook: Webhook = serde_json::from_value(json!({
+            "id": "wh_1", "object": "webhook", "name": "n", "url": "http://x/",
+            "event_type_names": ["order.*"], "status": "active",
+            "created_at": "2026-11-28T12:00:00Z", "livemode": false, "future": {"a": 1},
+            "secret": "whsec_abc"
+        }))
+        .unwrap();
+        assert_eq!(hook.description, None);
+        assert_eq!(hook.updated_at, None);
+        assert_eq!(hook.secret.as_ref().map(Secret::expose), Some("whsec_abc"));
+        assert!(!format!("{hook:?}").contains("whsec_abc"));
+        let listed: Webhook = serde_json::from_value(json!({
+            "id": "wh_1", "name": "n", "url": "http://x/", "event_type_names": [],
+            "status": "inactive", "created_at": "t", "description": "d"
+        }))
+        .unwrap();
+        assert_eq!(listed.secret, None);
+        assert_eq!(listed.description.as_deref(), Some("d"));
+    }
+
+    #[test]
+    fn error_answers_map_to_variants() {
+        let err = error_from_answer(401, &error_body("BLUM-401-003", "bad secret", None));
+        assert_eq!(
+            err,
+            ClientError::Unauthorized {
+                code: "BLUM-401-003".into(),
+                message: "bad secret".into()
+            }
+        );
+        let err = error_from_answer(403, &error_body("BLUM-403-001", "investor key", None));
+        assert!(matches!(err, ClientError::InvestorScopedKey { .. }));
+        assert!(err.to_string().contains("tenant-level"));
+        assert!(err.to_string().contains("tenant-wide"));
+        for status in [400, 409, 413, 422] {
+            let body = error_body("BLUM-400-004", "unknown event", Some("eventTypeNames"));
+            let err = error_from_answer(status, &body);
+            assert_eq!(
+                err,
+                ClientError::Invalid {
+                    param: Some("eventTypeNames".into()),
+                    code: "BLUM-400-004".into(),
+                    message: "unknown event".into()
+                },
+                "{status}"
+            );
+            assert!(err.to_string().contains("`eventTypeNames`"), "{err}");
+        }
+        let err = error_from_answer(404, &error_body("BLUM-404-001", "no webhook", None));
+        assert!(matches!(err, ClientError::NotFound { ref code, .. } if code == "BLUM-404-001"));
+        let err = error_from_answer(500, &error_body("BLUM-500-001", "boom", None));
+        assert!(matches!(err, ClientError::Api { status: 500, .. }));
+    }
+
+    #[test]
+    fn non_json_error_bodies_become_short_clean_excerpts() {
+        let body = format!("<html>\x1b[31mBad gateway\n{}</html>", "x".repeat(1000));
+        let err = error_from_answer(502, body.as_bytes());
+        let ClientError::Api {
+            status,
+            code,
+            message,
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!((*status, code.as_str()), (502, ""));
+        assert!(message.starts_with("<html>\\u{1b}[31mBad gateway\\n"));
+        assert!(message.ends_with('…'));
+        assert!(message.chars().count() < 300);
+        assert!(!err.to_string().chars().any(char::is_control));
+        assert_eq!(err.to_string().matches("()").count(), 0);
+        // A 404 from something that is not Bluum is not "no such webhook".
+        let err = error_from_answer(404, b"Not Found");
+        assert!(matches!(err, ClientError::Api { status: 404, .. }));
+        let err = error_from_answer(401, b"");
+        assert!(
+            matches!(err, ClientError::Api { status: 401, ref message, .. } if message == "(empty body)")
+        );
+    }
+
+    #[test]
+    fn server_messages_lose_their_control_characters() {
+        let err = error_from_answer(400, &error_body("C\n", "a\x1b[2Jb", Some("p\r")));
+        assert!(!err.to_string().chars().any(char::is_control), "{err}");
+    }
+
+    #[test]
+    fn ids_that_could_leave_the_path_are_refused() {
+        assert_eq!(
+            webhook_path("wh_3f9c2a7d1e8b4c60").unwrap(),
+            "/webhooks/wh_3f9c2a7d1e8b4c60"
+        );
+        for bad in [
+            "", ".", "..", "../x", "wh_1/x", "wh_1?x=1", "wh_1#f", "wh 1", "wh_1\n", "wh%2F",
+            "wh_é",
+        ] {
+            let err = webhook_path(bad).unwrap_err();
+            assert!(
+                matches!(err, ClientError::Invalid { param: Some(ref p), .. } if p == "id"),
+                "{bad:?}"
+            );
+            assert!(!err.to_string().chars().any(char::is_control));
+        }
+        assert!(webhook_path(&"a".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn other_status_is_refused_before_sending() {
+        // The status is checked before anything is sent.
+        let client = Client::new("http://127.0.0.1:9/v1", "k", "s");
+        let err = client
+            .update_webhook("wh_1", &WebhookUpdate::new().status(WebhookStatus::Other))
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Invalid { param: Some(ref p), .. } if p == "status"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let client = Client::new("http://127.0.0.1:9/v1/", "key_1", "hunter2");
+        let debug = format!("{client:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        // Nor its base64 form inside the Authorization header.
+        let encoded = base64::engine::general_purpose::STANDARD.encode("key_1:hunter2");
+        assert!(!debug.contains(&encoded));
+        assert!(debug.contains("key_1") && debug.contains("http://127.0.0.1:9/v1\""));
+    }
+
+    #[test]
+    fn clients_cross_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Client>();
+        assert_send_sync::<ClientError>();
+    }
+}

@@ -1,0 +1,173 @@
+//! What a call can fail with, and how an error answer becomes one.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::{EXCERPT_CHARS, MESSAGE_CHARS};
+
+/// At most `max` characters of `text`, control characters escaped
+/// (`\n`, `\u{1b}`), an ellipsis marking a cut.
+pub(super) fn excerpt(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (count, c) in text.trim().chars().enumerate() {
+        if count >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The JSON error answer: `{"error": {type, code, message, param?}}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    code: Option<String>,
+    message: String,
+    #[serde(default)]
+    param: Option<String>,
+}
+
+/// Maps a non-2xx answer to its [`ClientError`].
+pub(super) fn error_from_answer(status: u16, body: &[u8]) -> ClientError {
+    let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) else {
+        let text = String::from_utf8_lossy(body);
+        let message = if text.trim().is_empty() {
+            "(empty body)".to_owned()
+        } else {
+            excerpt(&text, EXCERPT_CHARS)
+        };
+        return ClientError::Api {
+            status,
+            code: String::new(),
+            message,
+        };
+    };
+    let code = excerpt(error.code.as_deref().unwrap_or(""), 64);
+    let message = excerpt(&error.message, MESSAGE_CHARS);
+    match status {
+        401 => ClientError::Unauthorized { code, message },
+        403 => ClientError::InvestorScopedKey { message },
+        400 | 409 | 413 | 422 => ClientError::Invalid {
+            param: error.param.map(|p| excerpt(&p, 64)),
+            code,
+            message,
+        },
+        404 => ClientError::NotFound { code, message },
+        _ => ClientError::Api {
+            status,
+            code,
+            message,
+        },
+    }
+}
+
+/// ` (BLUM-400-002)`, or nothing when there is no code.
+struct Code<'a>(&'a str);
+
+impl fmt::Display for Code<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            write!(f, " ({})", self.0)
+        }
+    }
+}
+
+/// `` `eventTypeNames` `` or `the request`.
+struct Param<'a>(Option<&'a str>);
+
+impl fmt::Display for Param<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(param) => write!(f, "`{param}`"),
+            None => f.write_str("the request"),
+        }
+    }
+}
+
+/// Why a call did not succeed. Every text in it that came from the server has
+/// its control characters escaped and its length capped.
+///
+/// ```
+/// use webhook_inbox::bluum::client::{Client, ClientError, SANDBOX};
+///
+/// let client = Client::new(SANDBOX, "key", "secret");
+/// let err = client.get_webhook("wh_1/../../event-types").unwrap_err();
+/// if let ClientError::Invalid { param, message, .. } = &err {
+///     assert_eq!(param.as_deref(), Some("id"));
+///     assert!(message.contains("letters, digits"));
+/// }
+/// assert!(err.to_string().starts_with("invalid `id`"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// 401: no credentials, malformed ones, an unknown key or a wrong secret.
+    #[error("Bluum refused the API key and secret{}: {message}", Code(code))]
+    Unauthorized {
+        /// Bluum's error code, such as `BLUM-401-003`.
+        code: String,
+        /// Bluum's message.
+        message: String,
+    },
+    /// 403: the key is investor-scoped, and managing webhooks needs a
+    /// tenant-wide key.
+    #[error(
+        "this API key is investor-scoped: webhook management is a tenant-level operation, \
+         use a tenant-wide API key (Bluum said: {message})"
+    )]
+    InvestorScopedKey {
+        /// Bluum's message.
+        message: String,
+    },
+    /// 400, 409, 413 or 422: the request was refused as invalid — or refused
+    /// here before being sent (then `code` is empty).
+    #[error("invalid {}{}: {message}", Param(param.as_deref()), Code(code))]
+    Invalid {
+        /// The offending field (`eventTypeNames`, `url`, …), when named.
+        param: Option<String>,
+        /// Bluum's error code, such as `BLUM-400-004`; empty if refused locally.
+        code: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// 404: no webhook with that id (or no such route: check the base URL).
+    #[error("not found{}: {message}", Code(code))]
+    NotFound {
+        /// Bluum's error code, such as `BLUM-404-001`.
+        code: String,
+        /// Bluum's message.
+        message: String,
+    },
+    /// Any other non-2xx answer, or one whose body is not Bluum's JSON error
+    /// (then `code` is empty and `message` is an excerpt of the body).
+    #[error("Bluum answered HTTP {status}{}: {message}", Code(code))]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// Bluum's error code, empty if the body had none.
+        code: String,
+        /// Bluum's message, or a short excerpt of a body that was not JSON.
+        message: String,
+    },
+    /// No answer: the connection failed or was refused, timed out, or TLS
+    /// failed. The text names the URL.
+    #[error("cannot reach Bluum: {0}")]
+    Transport(String),
+    /// A 2xx answer whose body is not the JSON expected.
+    #[error("cannot read Bluum's answer: {0}")]
+    Decode(String),
+}

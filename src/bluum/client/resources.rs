@@ -1,0 +1,341 @@
+//! The API's resources as the client reads and writes them: event types,
+//! webhooks, and the bodies of create and update.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Secret;
+
+/// A list envelope: `{"object": "list", "has_more": bool, "data": [...]}`.
+#[derive(Deserialize)]
+pub(super) struct List<T> {
+    pub(super) data: Vec<T>,
+    #[serde(default)]
+    pub(super) has_more: bool,
+}
+
+/// One event type a webhook can subscribe to, as
+/// `GET /webhooks/event-types` describes it. Fields this version does not
+/// know are ignored.
+///
+/// ```
+/// use webhook_inbox::bluum::client::EventType;
+///
+/// let t: EventType = serde_json::from_str(
+///     r#"{"object":"event_type","name":"order.filled","category":"order",
+///         "display_name":"Order filled","description":"An order was fully filled."}"#,
+/// )?;
+/// assert_eq!((t.name.as_str(), t.category.as_str()), ("order.filled", "order"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct EventType {
+    /// The event name, such as `order.filled`.
+    pub name: String,
+    /// Its domain, such as `order`.
+    #[serde(default)]
+    pub category: String,
+    /// A short human-readable title.
+    #[serde(default)]
+    pub display_name: String,
+    /// When the event fires.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A webhook as the API returns it (the flat shape of `docs/BLUUM_API.md`).
+/// Fields this version does not know are ignored.
+///
+/// ```
+/// use webhook_inbox::bluum::client::{Webhook, WebhookStatus};
+///
+/// let hook: Webhook = serde_json::from_str(
+///     r#"{"id":"wh_3f9c2a7d1e8b4c60","object":"webhook","name":"Orders",
+///         "url":"http://127.0.0.1:8080/webhooks/bluum","description":null,
+///         "event_type_names":["order.*"],"status":"active",
+///         "created_at":"2026-11-28T12:00:00Z","updated_at":"2026-11-28T12:00:00Z",
+///         "livemode":false,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}"#,
+/// )?;
+/// assert_eq!(hook.status, WebhookStatus::Active);
+/// assert_eq!(hook.event_type_names, ["order.*"]);
+/// assert!(hook.secret.as_ref().is_some_and(|s| s.expose().starts_with("whsec_")));
+/// assert!(!format!("{hook:?}").contains("whsec_"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct Webhook {
+    /// Its id, `wh_…`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// A free-text description, if one was given.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// What it subscribes to: exact event names and `prefix.*` wildcards.
+    #[serde(default)]
+    pub event_type_names: Vec<String>,
+    /// Whether it receives new events.
+    pub status: WebhookStatus,
+    /// When it was created, RFC 3339 as the server wrote it.
+    pub created_at: String,
+    /// When it last changed, if the server says.
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// Its signing secret (`whsec_…`): present only in the answer to
+    /// [`Client::create_webhook`]. Store it then; it is not shown again.
+    #[serde(default, deserialize_with = "secret")]
+    pub secret: Option<Secret>,
+}
+
+fn secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.map(Secret::new))
+}
+
+/// Whether a webhook receives new events. Read case-insensitively
+/// (`active`, `ACTIVE`); sent as `ACTIVE` / `INACTIVE`; displayed lowercase.
+///
+/// ```
+/// use webhook_inbox::bluum::client::WebhookStatus;
+///
+/// let s: WebhookStatus = serde_json::from_str(r#""INACTIVE""#)?;
+/// assert_eq!(s, WebhookStatus::Inactive);
+/// assert_eq!(serde_json::to_string(&WebhookStatus::Active)?, r#""ACTIVE""#);
+/// assert_eq!(s.to_string(), "inactive");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WebhookStatus {
+    /// It receives new events.
+    Active,
+    /// It receives no new events.
+    Inactive,
+    /// A status this version does not know (its text is not kept). It
+    /// cannot be sent.
+    Other,
+}
+
+impl fmt::Display for WebhookStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+            Self::Other => "other",
+        })
+    }
+}
+
+impl Serialize for WebhookStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Active => serializer.serialize_str("ACTIVE"),
+            Self::Inactive => serializer.serialize_str("INACTIVE"),
+            Self::Other => Err(serde::ser::Error::custom(
+                "a webhook's status can be set to Active or Inactive only",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(if text.eq_ignore_ascii_case("active") {
+            Self::Active
+        } else if text.eq_ignore_ascii_case("inactive") {
+            Self::Inactive
+        } else {
+            Self::Other
+        })
+    }
+}
+
+/// A webhook to create: a name, the URL deliveries go to, and the event
+/// names it subscribes to (exact names such as `order.filled`, or wildcards
+/// such as `order.*` and `transfer.deposit.*`). Sent as
+/// `{"name", "url", "eventTypeNames", "description"?}`.
+///
+/// ```
+/// use webhook_inbox::bluum::client::NewWebhook;
+///
+/// let new = NewWebhook::new("Orders", "https://example.com/hooks", ["order.filled", "transfer.*"]);
+/// let json = serde_json::to_value(&new)?;
+/// assert_eq!(json["eventTypeNames"][1], "transfer.*");
+/// assert!(json.get("description").is_none());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewWebhook {
+    name: String,
+    url: String,
+    #[serde(rename = "eventTypeNames")]
+    event_type_names: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+}
+
+impl NewWebhook {
+    /// A webhook named `name` POSTing to `url` the events `event_type_names`
+    /// match.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::{self, client::NewWebhook};
+    ///
+    /// let new = NewWebhook::new("Fills", "https://example.com/hooks", [bluum::ORDER_FILLED]);
+    /// # let _ = new;
+    /// ```
+    pub fn new(
+        name: impl Into<String>,
+        url: impl Into<String>,
+        event_type_names: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            event_type_names: event_type_names.into_iter().map(Into::into).collect(),
+            description: None,
+        }
+    }
+
+    /// A free-text description. Defaults to none.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::NewWebhook;
+    ///
+    /// let new = NewWebhook::new("Orders", "https://example.com/hooks", ["order.*"])
+    ///     .description("order book sync");
+    /// assert_eq!(serde_json::to_value(&new)?["description"], "order book sync");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+}
+
+/// The changes to make to a webhook: only the fields set are sent, at least
+/// one must be.
+///
+/// ```
+/// use webhook_inbox::bluum::client::{WebhookStatus, WebhookUpdate};
+///
+/// let update = WebhookUpdate::new().url("https://example.com/v2").status(WebhookStatus::Active);
+/// assert_eq!(
+///     serde_json::to_string(&update)?,
+///     r#"{"url":"https://example.com/v2","status":"ACTIVE"}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WebhookUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(rename = "eventTypeNames", skip_serializing_if = "Option::is_none")]
+    event_type_names: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) status: Option<WebhookStatus>,
+}
+
+impl WebhookUpdate {
+    /// An update that changes nothing yet.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// assert_eq!(serde_json::to_string(&WebhookUpdate::new())?, "{}");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Renames the webhook.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// let update = WebhookUpdate::new().name("Orders (EU)");
+    /// assert_eq!(serde_json::to_value(&update)?["name"], "Orders (EU)");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sends deliveries to another URL.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// let update = WebhookUpdate::new().url("https://example.com/hooks/v2");
+    /// assert_eq!(serde_json::to_value(&update)?["url"], "https://example.com/hooks/v2");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Replaces what the webhook subscribes to.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// let update = WebhookUpdate::new().event_type_names(["order.*", "kyc.verification.approved"]);
+    /// assert_eq!(serde_json::to_value(&update)?["eventTypeNames"][0], "order.*");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn event_type_names(
+        mut self,
+        event_type_names: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.event_type_names = Some(event_type_names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Replaces the description.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// let update = WebhookUpdate::new().description("paused for the migration");
+    /// assert_eq!(serde_json::to_value(&update)?["description"], "paused for the migration");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Turns deliveries on ([`WebhookStatus::Active`]) or off
+    /// ([`WebhookStatus::Inactive`]); sent uppercase. [`WebhookStatus::Other`]
+    /// cannot be sent: [`Client::update_webhook`] refuses it.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::{WebhookStatus, WebhookUpdate};
+    ///
+    /// let update = WebhookUpdate::new().status(WebhookStatus::Inactive);
+    /// assert_eq!(serde_json::to_value(&update)?["status"], "INACTIVE");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn status(mut self, status: WebhookStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+}

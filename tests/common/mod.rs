@@ -8,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use webhook_inbox::{Scheme, Signer};
 
+pub mod emulator;
+
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// A fresh directory under the system temp dir, removed when dropped.

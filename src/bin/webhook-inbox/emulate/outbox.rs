@@ -152,6 +152,9 @@ impl Outbox {
             Some(e) => match e.state {
                 EventState::Dead => (State::Parked, None),
                 EventState::Retrying => (State::Retrying, e.next_attempt),
+                // A failed attempt is logged before the worker records the
+                // retry: for that moment, say retrying (next time not yet known).
+                _ if !delivery.attempts.is_empty() => (State::Retrying, None),
                 _ => (State::Pending, None),
             },
             // Not yet handed over (or just finished; the registry is written first).

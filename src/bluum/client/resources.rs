@@ -87,7 +87,7 @@ pub struct Webhook {
     #[serde(default)]
     pub updated_at: Option<String>,
     /// Its signing secret (`whsec_…`): present only in the answer to
-    /// [`Client::create_webhook`]. Store it then; it is not shown again.
+    /// [`Client::create_webhook`](super::Client::create_webhook). Store it then; it is not shown again.
     #[serde(default, deserialize_with = "secret")]
     pub secret: Option<Secret>,
 }
@@ -324,7 +324,7 @@ impl WebhookUpdate {
 
     /// Turns deliveries on ([`WebhookStatus::Active`]) or off
     /// ([`WebhookStatus::Inactive`]); sent uppercase. [`WebhookStatus::Other`]
-    /// cannot be sent: [`Client::update_webhook`] refuses it.
+    /// cannot be sent: [`Client::update_webhook`](super::Client::update_webhook) refuses it.
     ///
     /// ```
     /// use webhook_inbox::bluum::client::{WebhookStatus, WebhookUpdate};

@@ -1208,7 +1208,12 @@ impl Shared {
         let blobs = dir.join("blobs");
         if let Ok(entries) = std::fs::read_dir(&blobs) {
             for entry in entries.flatten() {
-                File::open(entry.path())?.sync_all()?;
+                match File::open(entry.path()) {
+                    Ok(blob) => blob.sync_all()?,
+                    // sled removed it after the listing: nothing left to sync.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
             File::open(&blobs)?.sync_all()?;
         }

@@ -316,7 +316,11 @@ impl WalWriter {
             .unwrap_or(self.sealed.len());
         let gone: Vec<Sealed> = self.sealed.drain(..keep).collect();
         for segment in &gone {
-            fs::remove_file(&segment.path)?;
+            match fs::remove_file(&segment.path) {
+                // Already gone is what this wanted.
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         if !gone.is_empty() {
             sync_dir(&self.dir)?;

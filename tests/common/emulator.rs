@@ -33,47 +33,9 @@ pub const STARTUP: Duration = Duration::from_secs(20);
 /// Timeout of each HTTP request made by the helpers here.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The `webhook-inbox` binary, checked to exist and to be newer than its sources.
+/// The `webhook-inbox` binary (cargo builds it before any integration test).
 pub fn binary() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_webhook-inbox"));
-    let rebuild = "build it with `cargo build --all-features --bin webhook-inbox` \
-        (or run `cargo test --all-features`, which builds it first)";
-    let built = modified(&path);
-    assert!(built.is_some(), "{} is missing: {rebuild}", path.display());
-    // Cargo's dep-info lists the binary's sources: none may be newer than the binary.
-    let dep_info = dep_info(&path).unwrap_or_default();
-    let sources = dep_info.split_once(": ").map_or("", |(_, sources)| sources);
-    if let Some(newer) = sources
-        .split_whitespace()
-        .find(|source| modified(Path::new(source)) > built)
-    {
-        panic!("{} is older than {newer}: {rebuild}", path.display());
-    }
-    path
-}
-
-/// The dep-info of `binary`: `NAME.d` beside it when `cargo build` wrote one,
-/// else the `deps/` file of the build it was copied from (same size and time).
-fn dep_info(binary: &Path) -> Option<String> {
-    if let Ok(text) = std::fs::read_to_string(binary.with_extension("d")) {
-        return Some(text);
-    }
-    let meta = std::fs::metadata(binary).ok()?;
-    let deps = binary.parent()?.join("deps");
-    std::fs::read_dir(deps)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|candidate| candidate.extension().is_none())
-        .filter(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|m| m.len() == meta.len() && m.modified().ok() == meta.modified().ok())
-        })
-        .find_map(|candidate| std::fs::read_to_string(candidate.with_extension("d")).ok())
-}
-
-fn modified(path: &Path) -> Option<std::time::SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+    PathBuf::from(env!("CARGO_BIN_EXE_webhook-inbox"))
 }
 
 /// A blocking client that returns every status as a response (no error on 4xx/5xx).

@@ -181,7 +181,6 @@ pub struct DeleteArgs {
 /// Runs a `bluum` subcommand: exit 1 when the API refuses (4xx), exit 2 when
 /// the credentials are missing or the API cannot be reached.
 pub fn run(command: Command) -> Result<(), Failure> {
-    let env = |name: &str| std::env::var_os(name).and_then(|v| v.into_string().ok());
     run_with(command, &env)
 }
 
@@ -279,6 +278,14 @@ fn client(api: &Api, env: &dyn Fn(&str) -> Option<String>) -> Result<Client, Fai
             common::clean(&base_url)
         )));
     }
+    let (key, secret) = credentials(env)?;
+    Ok(Client::new(base_url, key, secret))
+}
+
+/// The API key and secret from `BLUUM_API_KEY` and `BLUUM_API_SECRET` (also
+/// for `trigger`): never from the command line, where `ps` would show them.
+pub fn credentials(env: &dyn Fn(&str) -> Option<String>) -> Result<(String, String), Failure> {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
     let missing = |name: &str, what: &str| {
         Failure::Usage(format!(
             "{name} is not set: export the {what} of a tenant-wide Bluum API key \
@@ -287,7 +294,12 @@ fn client(api: &Api, env: &dyn Fn(&str) -> Option<String>) -> Result<Client, Fai
     };
     let key = set(KEY_ENV).ok_or_else(|| missing(KEY_ENV, "key"))?;
     let secret = set(SECRET_ENV).ok_or_else(|| missing(SECRET_ENV, "secret"))?;
-    Ok(Client::new(base_url, key, secret))
+    Ok((key, secret))
+}
+
+/// Reads an environment variable as text (unset or not UTF-8: `None`).
+pub fn env(name: &str) -> Option<String> {
+    std::env::var_os(name).and_then(|v| v.into_string().ok())
 }
 
 /// Refusals (4xx) exit 1; an unreachable or misbehaving API exits 2.

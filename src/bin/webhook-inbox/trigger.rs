@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::bluum;
 use crate::common::{self, Failure};
 
 /// Where the emulator listens unless told otherwise (its default `--listen`).
@@ -36,11 +37,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if !data.is_object() {
         return Err(Failure::Usage("--data must be a JSON object".into()));
     }
-    let key = env("BLUUM_API_KEY")?;
-    let secret = env("BLUUM_API_SECRET")?;
+    let (key, secret) = bluum::credentials(&bluum::env)?;
     let base = args
         .url
-        .or_else(|| std::env::var("BLUUM_BASE_URL").ok())
+        .or_else(|| bluum::env(bluum::BASE_URL_ENV).filter(|v| !v.is_empty()))
         .unwrap_or_else(|| DEFAULT_URL.to_owned());
     let url = format!("{}/_emulator/events", base.trim_end_matches('/'));
     // The data goes as written: splice its text rather than re-serialise it.
@@ -98,14 +98,4 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ));
     }
     common::print(&text)
-}
-
-fn env(name: &str) -> Result<String, Failure> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Ok(value),
-        _ => Err(Failure::Usage(format!(
-            "{name} is not set: export the emulator's tenant key and secret as \
-             BLUUM_API_KEY and BLUUM_API_SECRET"
-        ))),
-    }
 }

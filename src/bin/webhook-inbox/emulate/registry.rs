@@ -135,6 +135,8 @@ impl Registry {
 
     /// Whether there was such a webhook.
     pub fn delete_webhook(&self, id: &str) -> Result<bool, RegistryError> {
+        // Under the write lock, so an update in progress cannot put it back.
+        let _guard = self.write.lock().map_err(|_| RegistryError::Poisoned)?;
         let existed = self.webhooks.remove(id)?.is_some();
         self.flush()?;
         Ok(existed)

@@ -73,8 +73,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
             || common::truncate(text.trim(), 200),
             |m| common::truncate(m, 500),
         );
-        return Err(Failure::Rejected(format!(
-            "the emulator refused the event ({status}): {message}"
+        let message = format!("the emulator answered {status}: {message}");
+        // Refused (4xx): exit 1; the emulator failing or not an emulator: exit 2.
+        return Err(if (400..500).contains(&status) {
+            Failure::Rejected(message)
+        } else {
+            Failure::Unavailable(message)
+        });
+    }
+    if !answer["id"].is_string() {
+        return Err(Failure::Unavailable(format!(
+            "{url} answered 202 but not with an event: {}",
+            common::truncate(text.trim(), 200)
         )));
     }
     if args.json {

@@ -45,11 +45,20 @@ impl Refusal {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Key {
     pub key: String,
     pub secret: String,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("key", &self.key)
+            .field("secret", &"***")
+            .finish()
+    }
 }
 
 /// The keys the emulator accepts.
@@ -67,10 +76,20 @@ impl Keys {
     pub fn from_file(path: &Path) -> Result<Self, String> {
         let text = std::fs::read(path)
             .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
-        serde_json::from_slice(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+        let keys: Self = serde_json::from_slice(&text)
+            .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        let mut all = keys.tenant_keys.iter().chain(&keys.investor_keys);
+        if all.any(|k| k.key.is_empty() || k.secret.is_empty()) {
+            return Err(format!(
+                "config file {}: every key needs a non-empty `key` and `secret`",
+                path.display()
+            ));
+        }
+        Ok(keys)
     }
 
-    /// Parses `KEY:SECRET` from a flag.
+    /// Parses `KEY:SECRET` from a flag. The error never repeats the text: it
+    /// holds a secret.
     pub fn parse_flag(text: &str) -> Result<Key, String> {
         match text.split_once(':') {
             Some((key, secret)) if !key.is_empty() && !secret.is_empty() => Ok(Key {
@@ -145,8 +164,10 @@ mod tests {
     }
 
     #[test]
-    fn flags_need_both_halves() {
-        assert!(Keys::parse_flag("k:s:with:colons").is_ok());
+    fn flags_need_both_halves_and_secrets_stay_out_of_debug() {
+        let key = Keys::parse_flag("k:s:with:colons").unwrap();
+        assert_eq!(key.secret, "s:with:colons");
+        assert!(!format!("{key:?}").contains("with"));
         for bad in ["", "k", "k:", ":s"] {
             assert!(Keys::parse_flag(bad).is_err(), "{bad}");
         }

@@ -10,7 +10,8 @@ mod reply;
 mod routes;
 mod validate;
 
-use std::io::{Read, Write};
+use std::future::IntoFuture;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,8 @@ use routes::{Api, Request};
 const LADDER_SECS: [u64; 5] = [60, 300, 1800, 7200, 28_800];
 /// Threads answering the API.
 const API_THREADS: usize = 4;
+/// How long requests in progress may take to finish once asked to stop.
+const GRACE: Duration = Duration::from_secs(5);
 /// Largest request body the API reads.
 const MAX_REQUEST: usize = 1 << 20;
 
@@ -47,12 +50,12 @@ pub struct Args {
     /// Directory for the emulator's outbox and registry (created if missing).
     #[arg(long, value_name = "DIR")]
     store: PathBuf,
-    /// A tenant-wide API key, `KEY:SECRET` (repeatable).
-    #[arg(long = "tenant-key", value_name = "KEY:SECRET", value_parser = Keys::parse_flag)]
-    tenant_keys: Vec<auth::Key>,
+    /// A tenant-wide API key, `KEY:SECRET` (repeatable; test keys only: argv is visible to `ps`).
+    #[arg(long = "tenant-key", value_name = "KEY:SECRET")]
+    tenant_keys: Vec<String>,
     /// An investor-scoped API key, `KEY:SECRET`, refused on webhook routes (repeatable).
-    #[arg(long = "investor-key", value_name = "KEY:SECRET", value_parser = Keys::parse_flag)]
-    investor_keys: Vec<auth::Key>,
+    #[arg(long = "investor-key", value_name = "KEY:SECRET")]
+    investor_keys: Vec<String>,
     /// A JSON file of keys (added to the flags).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -76,8 +79,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Some(path) => Keys::from_file(path).map_err(Failure::Usage)?,
         None => Keys::default(),
     };
-    keys.tenant_keys.extend(args.tenant_keys);
-    keys.investor_keys.extend(args.investor_keys);
+    // Parsed here rather than by clap, whose error would echo the secret.
+    let flag = |flag: &str, text: &String| {
+        Keys::parse_flag(text).map_err(|e| Failure::Usage(format!("--{flag}: {e}")))
+    };
+    for text in &args.tenant_keys {
+        keys.tenant_keys.push(flag("tenant-key", text)?);
+    }
+    for text in &args.investor_keys {
+        keys.investor_keys.push(flag("investor-key", text)?);
+    }
     if keys.tenant_keys.is_empty() {
         return Err(Failure::Usage(
             "configure at least one tenant key (--tenant-key KEY:SECRET or --config FILE)".into(),
@@ -102,12 +113,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         args.timeout,
     )
     .map_err(Failure::Unavailable)?;
-    let server = tiny_http::Server::http(&args.listen)
+    let listener = std::net::TcpListener::bind(&args.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| Failure::Unavailable(format!("cannot listen on {}: {e}", args.listen)))?;
-    let address = server
-        .server_addr()
-        .to_ip()
-        .map_or_else(|| args.listen.clone(), |a| a.to_string());
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| args.listen.clone(), |a| a.to_string());
     crate::common::print(&format!("listening on http://{address}\n"))?;
     let _ = std::io::stdout().flush();
     log(&format!(
@@ -122,21 +133,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
         registry,
         outbox,
     });
-    let server = Arc::new(server);
-    let threads: Vec<_> = (0..API_THREADS)
-        .map(|_| {
-            let (server, api) = (Arc::clone(&server), Arc::clone(&api));
-            std::thread::spawn(move || serve(&server, &api))
-        })
-        .collect();
-    stop_on_signal(&server)?;
-    for thread in threads {
-        let _ = thread.join();
-    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(API_THREADS)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Unavailable(format!("cannot start the HTTP server: {e}")))?;
+    let served = runtime.block_on(serve(listener, Arc::clone(&api)));
+    // Requests still being answered get a moment; then the store is closed.
+    runtime.shutdown_timeout(GRACE);
+    served.map_err(|e| Failure::Unavailable(format!("the HTTP server failed: {e}")))?;
     let Ok(api) = Arc::try_unwrap(api) else {
-        return Err(Failure::Unavailable(
-            "an API thread is still running".into(),
-        ));
+        log("a request is still being answered; stopping without a clean close (nothing is lost)");
+        return Ok(());
     };
     let Api {
         outbox, registry, ..
@@ -149,71 +157,100 @@ pub fn run(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM, then stops the API threads (requests being
-/// answered finish first). SIGKILL loses nothing either: every change is
-/// durable before it is acknowledged; a clean stop only makes the next start
-/// faster.
-fn stop_on_signal(server: &tiny_http::Server) -> Result<(), Failure> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| Failure::Unavailable(format!("cannot handle signals: {e}")))?;
-    if let Some(signal) = signals.forever().next() {
-        log(&format!("signal {signal}: stopping"));
+/// Answers requests until SIGINT or SIGTERM, then stops taking connections
+/// and gives open ones [`GRACE`] to finish (a client that never finishes its
+/// request does not hold the emulator up). Stopping abruptly loses nothing:
+/// every change is durable before it is acknowledged.
+async fn serve(listener: std::net::TcpListener, api: Arc<Api>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let api = Arc::clone(&api);
+        async move { answer(api, request).await }
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let signal = wait_for_signal().await;
+        log(&format!("{signal}: stopping"));
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(until_stopped(stopped.clone()))
+        .into_future();
+    let deadline = async {
+        until_stopped(stopped).await;
+        tokio::time::sleep(GRACE).await;
+    };
+    tokio::select! {
+        served = server => served,
+        () = deadline => {
+            log("open connections did not finish in time; stopping anyway");
+            Ok(())
+        }
     }
-    for _ in 0..API_THREADS {
-        server.unblock();
-    }
-    Ok(())
 }
 
-/// Answers requests until the server stops.
-fn serve(server: &tiny_http::Server, api: &Api) {
-    while let Ok(mut request) = server.recv() {
-        let reply = match read_body(&mut request) {
-            Ok(body) => {
-                let authorization = request
-                    .headers()
-                    .iter()
-                    .find(|h| h.field.equiv("authorization"))
-                    .map(|h| h.value.as_str().to_owned());
-                let method = request.method().as_str().to_ascii_uppercase();
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// One request: the body read up to [`MAX_REQUEST`] (a larger declared or
+/// actual length is refused without reading it), then the routes, on the
+/// blocking pool (they write to disk).
+async fn answer(api: Arc<Api>, request: axum::extract::Request) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let reply = match axum::body::to_bytes(body, MAX_REQUEST).await {
+        Err(_) => ApiError::too_large(MAX_REQUEST).into(),
+        Ok(body) => {
+            let method = parts.method.as_str().to_owned();
+            let target = parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+            let authorization = parts
+                .headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            tokio::task::spawn_blocking(move || {
                 api.handle(&Request {
                     method: &method,
-                    target: request.url(),
+                    target: &target,
                     authorization: authorization.as_deref(),
                     body: &body,
                 })
-            }
-            Err(err) => err.into(),
-        };
-        let _ = request.respond(response(&reply));
-    }
+            })
+            .await
+            .unwrap_or_else(|e| ApiError::internal(e).into())
+        }
+    };
+    response(&reply)
 }
 
-fn read_body(request: &mut tiny_http::Request) -> Result<Vec<u8>, ApiError> {
-    if request.body_length().is_some_and(|n| n > MAX_REQUEST) {
-        return Err(ApiError::too_large(MAX_REQUEST));
-    }
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(MAX_REQUEST as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ApiError::bad_request(format!("Could not read the body: {e}.")))?;
-    if body.len() > MAX_REQUEST {
-        return Err(ApiError::too_large(MAX_REQUEST));
-    }
-    Ok(body)
-}
-
-fn response(reply: &Reply) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+fn response(reply: &Reply) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let mut body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
     body.push(b'\n');
-    let mut response = tiny_http::Response::from_data(body).with_status_code(reply.status);
-    if let Ok(header) = tiny_http::Header::from_bytes("content-type", "application/json") {
-        response.add_header(header);
-    }
-    response
+    let status = axum::http::StatusCode::from_u16(reply.status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// Creates the store directory, or checks an existing one holds nothing but

@@ -137,8 +137,9 @@ impl Outbox {
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-            let headers = self.signer.sign(&delivery.id, now, &delivery.body);
-            self.ingestor.ingest(&headers, &delivery.body)?;
+            let body = delivery.body.as_bytes();
+            let headers = self.signer.sign(&delivery.id, now, body);
+            self.ingestor.ingest(&headers, body)?;
         }
         Ok(())
     }
@@ -211,6 +212,10 @@ impl Sender {
                 "delivery {id} is not in the registry"
             )));
         };
+        if delivery.delivered_at.is_some() {
+            // Delivered, then killed before the worker recorded it: done.
+            return Ok(());
+        }
         let webhook = match self.registry.webhook(&delivery.webhook_id) {
             Ok(Some(w)) if w.active => w,
             Ok(found) => {

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 /// A registered webhook, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Webhook {
     pub id: String,
     pub name: String,
@@ -57,8 +57,8 @@ pub struct Delivery {
     pub event_type: String,
     pub webhook_id: String,
     pub created_at: SystemTime,
-    /// The exact bytes POSTed on every attempt.
-    pub body: Vec<u8>,
+    /// The exact body POSTed on every attempt (JSON, so UTF-8).
+    pub body: String,
     pub delivered_at: Option<SystemTime>,
     pub attempts: Vec<Attempt>,
 }

@@ -51,6 +51,11 @@ impl ApiError {
         }
     }
 
+    /// Something required is missing, with no one field to blame.
+    pub fn missing(message: impl Into<String>) -> Self {
+        Self::new(400, "BLUM-400-002", message)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BLUM-400-001", message)
     }

@@ -225,7 +225,7 @@ impl Api {
                     event_type: event.event_type.clone(),
                     webhook_id: webhook.id,
                     created_at: now,
-                    body: envelope.clone().into_bytes(),
+                    body: envelope.clone(),
                     delivered_at: None,
                     attempts: Vec::new(),
                 });
@@ -234,9 +234,12 @@ impl Api {
         self.registry
             .add_deliveries(&deliveries)
             .map_err(ApiError::internal)?;
-        self.outbox
-            .enqueue(&deliveries)
-            .map_err(ApiError::internal)?;
+        self.outbox.enqueue(&deliveries).map_err(|e| {
+            ApiError::internal(format!(
+                "event {event_id} was recorded, but its deliveries could not all be queued \
+                 ({e}); the rest are queued at the emulator's next start (do not trigger it again)"
+            ))
+        })?;
         let summary: Vec<Value> = deliveries
             .iter()
             .map(|d| json!({ "id": d.id, "webhook_id": d.webhook_id }))
@@ -263,23 +266,31 @@ impl Api {
                 "state must be pending, retrying, delivered or parked.",
             ));
         }
-        let mut shown = Vec::new();
-        for delivery in self.registry.deliveries().map_err(ApiError::internal)? {
-            if webhook.is_some_and(|w| w != delivery.webhook_id) {
-                continue;
+        let mut deliveries = self.registry.deliveries().map_err(ApiError::internal)?;
+        deliveries.retain(|d| webhook.is_none_or(|w| w == d.webhook_id));
+        let (data, has_more) = match state {
+            // The state needs the outbox: look at every candidate, then page.
+            Some(state) => {
+                let mut shown = Vec::new();
+                for delivery in &deliveries {
+                    let json = self.delivery_json(delivery)?;
+                    if json["state"] == state {
+                        shown.push(json);
+                    }
+                }
+                let (items, has_more) = page.slice(&shown);
+                (items.to_vec(), has_more)
             }
-            let json = self.delivery_json(&delivery)?;
-            if state.is_some_and(|s| json["state"] != s) {
-                continue;
+            None => {
+                let (items, has_more) = page.slice(&deliveries);
+                let data = items
+                    .iter()
+                    .map(|d| self.delivery_json(d))
+                    .collect::<Result<_, _>>()?;
+                (data, has_more)
             }
-            shown.push(json);
-        }
-        let (items, has_more) = page.slice(&shown);
-        Ok(Reply::ok(list(
-            "/v1/_emulator/deliveries",
-            has_more,
-            items.to_vec(),
-        )))
+        };
+        Ok(Reply::ok(list("/v1/_emulator/deliveries", has_more, data)))
     }
 
     fn get_delivery(&self, id: &str) -> Result<Reply, ApiError> {

@@ -65,9 +65,7 @@ pub fn new_webhook(body: &[u8]) -> Result<NewWebhook, ApiError> {
 pub fn changes(body: &[u8]) -> Result<Changes, ApiError> {
     let mut fields = object(body, CHANGE_FIELDS)?;
     if fields.is_empty() {
-        return Err(ApiError::field(
-            MISSING,
-            "name",
+        return Err(ApiError::missing(
             "Nothing to update: send at least one of name, url, eventTypeNames, description, status.",
         ));
     }
@@ -191,6 +189,11 @@ fn url_of(value: Value) -> Result<String, ApiError> {
         .or_else(|| url.strip_prefix("http://"));
     let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
     match host {
+        Some(host) if host.contains('@') => Err(ApiError::field(
+            FORMAT,
+            "url",
+            "url must not carry credentials (user:password@): they would be sent and logged.",
+        )),
         Some(host) if !host.is_empty() && !url.contains(char::is_whitespace) => Ok(url),
         _ => Err(ApiError::field(
             FORMAT,
@@ -416,7 +419,7 @@ mod tests {
         assert_eq!(c.active, Some(false));
         assert_eq!(c.description, Some(None));
         assert_eq!(c.name, None);
-        assert_eq!(param(changes(b"{}").unwrap_err()).1, MISSING);
+        assert_eq!(param(changes(b"{}").unwrap_err()), (400, MISSING, String::new()));
         assert_eq!(
             param(changes(br#"{"status":"PAUSED"}"#).unwrap_err()).2,
             "status"

@@ -1,6 +1,11 @@
 //! A Bluum webhook receiver on tiny_http: fully synchronous, a few threads
 //! each looping on `server.recv()`, no async runtime at all.
 //!
+//! Not for a port the internet can reach: tiny_http 0.12 discards an unread
+//! body by allocating its declared `Content-Length` at once, so one request
+//! declaring 100 GB aborts the process. Put it behind a proxy that caps
+//! request bodies, or use the axum, actix or hyper example.
+//!
 //! ```sh
 //! cargo run --example tiny_http -- --port 3000 --store ./webhooks
 //! # then, from another terminal (the CLI: `cargo install --path . --features cli`):

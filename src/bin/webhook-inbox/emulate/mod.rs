@@ -211,6 +211,15 @@ async fn wait_for_signal() -> &'static str {
 /// blocking pool (they write to disk).
 async fn answer(api: Arc<Api>, request: axum::extract::Request) -> axum::response::Response {
     let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST as u64) {
+        // Refused before reading a byte of it.
+        return response(&ApiError::too_large(MAX_REQUEST).into());
+    }
     let reply = match axum::body::to_bytes(body, MAX_REQUEST).await {
         Err(_) => ApiError::too_large(MAX_REQUEST).into(),
         Ok(body) => {

@@ -187,6 +187,106 @@ fn list_get_update_delete() {
 }
 
 #[test]
+fn a_description_can_be_cleared_and_set_again() {
+    let bluum = Running::start("client-description");
+    let client = bluum.tenant();
+    let hook = client
+        .create_webhook(
+            &NewWebhook::new("Orders", RECEIVER, ["order.*"]).description("to be removed"),
+        )
+        .unwrap();
+    assert_eq!(hook.description.as_deref(), Some("to be removed"));
+
+    let cleared = client
+        .update_webhook(&hook.id, &WebhookUpdate::new().clear_description())
+        .unwrap();
+    assert_eq!(cleared.description, None);
+    assert_eq!(
+        (cleared.name.as_str(), cleared.status),
+        ("Orders", WebhookStatus::Active),
+        "fields not sent are kept"
+    );
+    assert_eq!(client.get_webhook(&hook.id).unwrap().description, None);
+    let listed = client.list_webhooks().unwrap();
+    assert_eq!(listed[0].description, None);
+
+    let set = client
+        .update_webhook(
+            &hook.id,
+            &WebhookUpdate::new().clear_description().description("back"),
+        )
+        .unwrap();
+    assert_eq!(
+        set.description.as_deref(),
+        Some("back"),
+        "the last call wins"
+    );
+
+    // Clearing with another change, and clearing what is already clear.
+    let both = client
+        .update_webhook(
+            &hook.id,
+            &WebhookUpdate::new()
+                .name("Orders, plain")
+                .clear_description(),
+        )
+        .unwrap();
+    assert_eq!(both.name, "Orders, plain");
+    assert_eq!(both.description, None);
+    let again = client
+        .update_webhook(&hook.id, &WebhookUpdate::new().clear_description())
+        .unwrap();
+    assert_eq!(again.description, None);
+}
+
+#[test]
+fn an_empty_update_is_refused_without_a_request() {
+    let bluum = Running::start("client-empty-update");
+    let client = bluum.tenant();
+    let hook = client
+        .create_webhook(&NewWebhook::new("Orders", RECEIVER, ["order.*"]).description("kept"))
+        .unwrap();
+    let err = client
+        .update_webhook(&hook.id, &WebhookUpdate::new())
+        .unwrap_err();
+    match &err {
+        ClientError::Invalid {
+            param: None, code, ..
+        } => assert_eq!(code, "", "refused locally, not by the server"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("invalid request: nothing to update"),
+        "{err}"
+    );
+    assert_eq!(client.get_webhook(&hook.id).unwrap(), {
+        let mut unchanged = hook.clone();
+        unchanged.secret = None;
+        unchanged
+    });
+
+    // Not even a connection: against a port nothing listens on it is still
+    // the local refusal, not a transport error.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let closed = Client::new(
+        format!("http://127.0.0.1:{port}/v1"),
+        TENANT_KEY,
+        TENANT_SECRET,
+    );
+    let err = closed
+        .update_webhook(&hook.id, &WebhookUpdate::new())
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Invalid { param: None, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn list_follows_has_more_past_a_page() {
     let bluum = Running::start("client-pages");
     let client = bluum.tenant();
@@ -210,13 +310,23 @@ fn an_investor_scoped_key_is_told_to_use_a_tenant_wide_key() {
     let err = investor
         .create_webhook(&NewWebhook::new("Orders", RECEIVER, ["order.*"]))
         .unwrap_err();
+    let ClientError::InvestorScopedKey { code, message } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(code, "BLUM-403-001");
+    assert!(!message.is_empty());
+    let text = err.to_string();
     assert!(
-        matches!(err, ClientError::InvestorScopedKey { .. }),
-        "{err:?}"
+        text.starts_with("this API key is not allowed to manage webhooks (BLUM-403-001): "),
+        "{text}"
     );
-    let message = err.to_string();
-    assert!(message.contains("tenant-wide"), "{message}");
-    assert!(message.contains("tenant-level"), "{message}");
+    assert!(text.contains("tenant-wide"), "{text}");
+    assert!(text.contains("tenant-level"), "{text}");
+    // Bluum's own words follow.
+    assert!(
+        text.ends_with(&format!("(Bluum said: {message})")),
+        "{text}"
+    );
     let err = investor.list_webhooks().unwrap_err();
     assert!(
         matches!(err, ClientError::InvestorScopedKey { .. }),
@@ -485,10 +595,37 @@ fn cli_manages_webhooks_with_credentials_from_the_environment() {
         bluum.tenant().get_webhook(&id).unwrap().status,
         WebhookStatus::Inactive
     );
+    assert_eq!(updated["description"], "from the CLI");
+
+    let cleared: Value = serde_json::from_str(&run_ok(
+        &["webhooks", "update", &id, "--clear-description", "--json"],
+        &env,
+    ))
+    .unwrap();
+    assert_eq!(cleared["description"], Value::Null);
+    assert_eq!(cleared["status"], "inactive", "fields not sent are kept");
+    assert_eq!(bluum.tenant().get_webhook(&id).unwrap().description, None);
+    let text = run_ok(&["webhooks", "get", &id], &env);
+    assert!(!text.contains("description:"), "{text}");
+
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stderr = run_fails(
+        &[
+            "webhooks",
+            "update",
+            &id,
+            "--clear-description",
+            "--description",
+            "both",
+        ],
+        &env_refs,
+        2,
+    );
+    assert!(stderr.contains("--clear-description"), "{stderr}");
+    assert_eq!(bluum.tenant().get_webhook(&id).unwrap().description, None);
 
     let deleted = run_ok(&["webhooks", "delete", &id], &env);
     assert!(deleted.contains(&id), "{deleted}");
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let stderr = run_fails(&["webhooks", "get", &id], &env_refs, 1);
     assert!(stderr.contains("not found"), "{stderr}");
     assert!(bluum.tenant().list_webhooks().unwrap().is_empty());
@@ -588,6 +725,10 @@ fn cli_refusals_exit_1_and_outages_exit_2() {
         ("BLUUM_BASE_URL", url.as_str()),
     ];
     let stderr = run_fails(&["webhooks", "list"], &investor, 1);
+    assert!(
+        stderr.contains("not allowed to manage webhooks (BLUM-403-001)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("tenant-wide"), "{stderr}");
 
     let wrong = [

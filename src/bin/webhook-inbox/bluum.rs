@@ -46,7 +46,7 @@ pub enum Webhooks {
     List(ListArgs),
     /// Show one webhook (exit 1 if there is none with that id).
     Get(GetArgs),
-    /// Change a webhook's name, URL, event types, description or status.
+    /// Change a webhook's name, URL, event types, description (or clear it) or status.
     Update(UpdateArgs),
     /// Delete a webhook (exit 1 if there is none with that id).
     Delete(DeleteArgs),
@@ -140,7 +140,7 @@ impl From<Status> for WebhookStatus {
     clap::ArgGroup::new("change")
         .required(true)
         .multiple(true)
-        .args(["name", "url", "event_types", "description", "status"])
+        .args(["name", "url", "event_types", "description", "clear_description", "status"])
 ))]
 pub struct UpdateArgs {
     #[command(flatten)]
@@ -160,6 +160,9 @@ pub struct UpdateArgs {
     /// A new description.
     #[arg(long, value_name = "TEXT")]
     description: Option<String>,
+    /// Remove the description (sends `"description": null`).
+    #[arg(long, conflicts_with = "description")]
+    clear_description: bool,
     /// Turn deliveries on or off.
     #[arg(long, value_enum)]
     status: Option<Status>,
@@ -241,6 +244,9 @@ fn run_with(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Result<()
             }
             if let Some(description) = args.description {
                 update = update.description(description);
+            }
+            if args.clear_description {
+                update = update.clear_description();
             }
             if let Some(status) = args.status {
                 update = update.status(status.into());
@@ -500,6 +506,12 @@ mod tests {
                 message: "m".into(),
             },
             ClientError::InvestorScopedKey {
+                code: "BLUM-403-001".into(),
+                message: "m".into(),
+            },
+            ClientError::Invalid {
+                param: None,
+                code: "BLUM-409-001".into(),
                 message: "m".into(),
             },
             ClientError::NotFound {
@@ -550,6 +562,26 @@ mod tests {
         };
         assert_eq!(args.event_types, ["order.*", "kyc.*"]);
         assert!(matches!(args.status, Some(Status::Inactive)));
+        assert!(!args.clear_description);
+    }
+
+    #[test]
+    fn clear_description_is_a_change_and_conflicts_with_description() {
+        let command = parse(&["webhooks", "update", "wh_1", "--clear-description"]).unwrap();
+        let Command::Webhooks(Webhooks::Update(args)) = command else {
+            panic!("{command:?}");
+        };
+        assert!(args.clear_description && args.description.is_none());
+        let err = parse(&[
+            "webhooks",
+            "update",
+            "wh_1",
+            "--clear-description",
+            "--description",
+            "d",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub(super) fn error_from_answer(status: u16, body: &[u8]) -> ClientError {
     let message = excerpt(&error.message, MESSAGE_CHARS);
     match status {
         401 => ClientError::Unauthorized { code, message },
-        403 => ClientError::InvestorScopedKey { message },
+        403 => ClientError::InvestorScopedKey { code, message },
         400 | 409 | 413 | 422 => ClientError::Invalid {
             param: error.param.map(|p| excerpt(&p, 64)),
             code,
@@ -86,14 +86,21 @@ impl fmt::Display for Code<'_> {
     }
 }
 
-/// `` `eventTypeNames` `` or `the request`.
-struct Param<'a>(Option<&'a str>);
+/// What an [`ClientError::Invalid`] refused and why, up to the message:
+/// `` invalid `eventTypeNames` (BLUM-400-004) `` when a field is named,
+/// `Bluum refused the request (BLUM-409-001)` when Bluum gave only a code,
+/// `invalid request` when there is neither (refused before being sent).
+struct Refused<'a> {
+    param: Option<&'a str>,
+    code: &'a str,
+}
 
-impl fmt::Display for Param<'_> {
+impl fmt::Display for Refused<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(param) => write!(f, "`{param}`"),
-            None => f.write_str("the request"),
+        match (self.param, self.code.is_empty()) {
+            (Some(param), _) => write!(f, "invalid `{param}`{}", Code(self.code)),
+            (None, false) => write!(f, "Bluum refused the request{}", Code(self.code)),
+            (None, true) => f.write_str("invalid request"),
         }
     }
 }
@@ -123,19 +130,30 @@ pub enum ClientError {
         /// Bluum's message.
         message: String,
     },
-    /// 403: the key is investor-scoped, and managing webhooks needs a
-    /// tenant-wide key.
+    /// 403 with Bluum's JSON error: the key may not manage webhooks. The
+    /// webhook management routes refuse only investor-scoped keys with 403
+    /// (`BLUM-403-001`), so the text says to use a tenant-wide key, then
+    /// quotes Bluum's own message in case the refusal was about something
+    /// else.
     #[error(
-        "this API key is investor-scoped: webhook management is a tenant-level operation, \
-         use a tenant-wide API key (Bluum said: {message})"
+        "this API key is not allowed to manage webhooks{}: webhook management is \
+         tenant-level; an investor-scoped key is refused: use a tenant-wide API key \
+         (Bluum said: {message})",
+        Code(code)
     )]
     InvestorScopedKey {
+        /// Bluum's error code, such as `BLUM-403-001`.
+        code: String,
         /// Bluum's message.
         message: String,
     },
-    /// 400, 409, 413 or 422: the request was refused as invalid — or refused
-    /// here before being sent (then `code` is empty).
-    #[error("invalid {}{}: {message}", Param(param.as_deref()), Code(code))]
+    /// 400, 409, 413 or 422: the request was refused — or refused here
+    /// before being sent (then `code` is empty).
+    ///
+    /// Reads `` invalid `eventTypeNames` (BLUM-400-004): … `` when a field
+    /// is named, `Bluum refused the request (BLUM-409-001): …` when it is
+    /// not, and `invalid request: …` when there is neither field nor code.
+    #[error("{}: {message}", Refused { param: param.as_deref(), code })]
     Invalid {
         /// The offending field (`eventTypeNames`, `url`, …), when named.
         param: Option<String>,

@@ -272,6 +272,12 @@ impl Client {
     /// Changes the fields set in `update` (`PATCH /webhooks/{id}`) and
     /// returns the webhook as it now is (without its secret).
     ///
+    /// Refused before anything is sent, as [`ClientError::Invalid`] with an
+    /// empty `code`: an id that is not a webhook id (see
+    /// [`get_webhook`](Self::get_webhook)), an update that sets no field
+    /// (`param` is `None`), and [`WebhookStatus::Other`] (`param` is
+    /// `status`).
+    ///
     /// ```no_run
     /// use webhook_inbox::bluum::client::{Client, SANDBOX, WebhookStatus, WebhookUpdate};
     ///
@@ -283,8 +289,28 @@ impl Client {
     /// assert_eq!(hook.status, WebhookStatus::Inactive);
     /// # Ok::<(), webhook_inbox::bluum::client::ClientError>(())
     /// ```
+    ///
+    /// An empty update never reaches the server:
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::{Client, ClientError, SANDBOX, WebhookUpdate};
+    ///
+    /// let client = Client::new(SANDBOX, "key", "secret");
+    /// let err = client.update_webhook("wh_3f9c2a7d1e8b4c60", &WebhookUpdate::new()).unwrap_err();
+    /// assert!(matches!(err, ClientError::Invalid { param: None, ref code, .. } if code.is_empty()));
+    /// assert!(err.to_string().starts_with("invalid request: nothing to update"));
+    /// ```
     pub fn update_webhook(&self, id: &str, update: &WebhookUpdate) -> Result<Webhook, ClientError> {
         let path = webhook_path(id)?;
+        if update.is_empty() {
+            return Err(ClientError::Invalid {
+                param: None,
+                code: String::new(),
+                message: "nothing to update: set at least one of the name, URL, event type names, \
+                          description or status"
+                    .to_owned(),
+            });
+        }
         if update.status == Some(WebhookStatus::Other) {
             return Err(local_invalid(
                 "status",
@@ -513,6 +539,44 @@ mod tests {
     }
 
     #[test]
+    fn descriptions_can_be_set_or_cleared_and_the_last_call_wins() {
+        let clear = WebhookUpdate::new().clear_description();
+        assert_eq!(
+            serde_json::to_string(&clear).unwrap(),
+            r#"{"description":null}"#
+        );
+        assert!(!clear.is_empty());
+        let set_then_cleared = WebhookUpdate::new().description("d").clear_description();
+        assert_eq!(set_then_cleared, clear);
+        let cleared_then_set = WebhookUpdate::new().clear_description().description("d");
+        assert_eq!(
+            serde_json::to_value(&cleared_then_set).unwrap(),
+            json!({"description": "d"})
+        );
+        let both = WebhookUpdate::new().name("n").clear_description();
+        assert_eq!(
+            serde_json::to_value(&both).unwrap(),
+            json!({"name": "n", "description": null})
+        );
+    }
+
+    #[test]
+    fn an_update_is_empty_until_a_field_is_set() {
+        assert!(WebhookUpdate::new().is_empty());
+        for update in [
+            WebhookUpdate::new().name("n"),
+            WebhookUpdate::new().url("http://x/"),
+            WebhookUpdate::new().event_type_names(["order.*"]),
+            WebhookUpdate::new().event_type_names(Vec::<String>::new()),
+            WebhookUpdate::new().description(""),
+            WebhookUpdate::new().clear_description(),
+            WebhookUpdate::new().status(WebhookStatus::Active),
+        ] {
+            assert!(!update.is_empty(), "{update:?}");
+        }
+    }
+
+    #[test]
     fn status_reads_any_case() {
         for (text, status) in [
             ("active", WebhookStatus::Active),
@@ -559,9 +623,23 @@ mod tests {
             }
         );
         let err = error_from_answer(403, &error_body("BLUM-403-001", "investor key", None));
-        assert!(matches!(err, ClientError::InvestorScopedKey { .. }));
+        assert_eq!(
+            err,
+            ClientError::InvestorScopedKey {
+                code: "BLUM-403-001".into(),
+                message: "investor key".into()
+            }
+        );
         assert!(err.to_string().contains("tenant-level"));
         assert!(err.to_string().contains("tenant-wide"));
+        assert!(err.to_string().contains("BLUM-403-001"));
+        assert!(err.to_string().ends_with("(Bluum said: investor key)"));
+        // A 403 that is not Bluum's JSON error is not blamed on the key.
+        let err = error_from_answer(403, b"<html>Forbidden</html>");
+        assert!(
+            matches!(err, ClientError::Api { status: 403, .. }),
+            "{err:?}"
+        );
         for status in [400, 409, 413, 422] {
             let body = error_body("BLUM-400-004", "unknown event", Some("eventTypeNames"));
             let err = error_from_answer(status, &body);
@@ -580,6 +658,114 @@ mod tests {
         assert!(matches!(err, ClientError::NotFound { ref code, .. } if code == "BLUM-404-001"));
         let err = error_from_answer(500, &error_body("BLUM-500-001", "boom", None));
         assert!(matches!(err, ClientError::Api { status: 500, .. }));
+    }
+
+    #[test]
+    fn every_error_reads_well_with_and_without_code_and_param() {
+        fn unauthorized(code: &str) -> ClientError {
+            ClientError::Unauthorized {
+                code: code.into(),
+                message: "Unknown API key or wrong secret.".into(),
+            }
+        }
+        fn investor(code: &str) -> ClientError {
+            ClientError::InvestorScopedKey {
+                code: code.into(),
+                message: "Use a tenant-wide key.".into(),
+            }
+        }
+        fn invalid(param: Option<&str>, code: &str, message: &str) -> ClientError {
+            ClientError::Invalid {
+                param: param.map(Into::into),
+                code: code.into(),
+                message: message.into(),
+            }
+        }
+        fn not_found(code: &str) -> ClientError {
+            ClientError::NotFound {
+                code: code.into(),
+                message: "No webhook wh_1.".into(),
+            }
+        }
+        fn api(code: &str) -> ClientError {
+            ClientError::Api {
+                status: 500,
+                code: code.into(),
+                message: "Internal error.".into(),
+            }
+        }
+        let cases = [
+            (
+                unauthorized("BLUM-401-003"),
+                "Bluum refused the API key and secret (BLUM-401-003): \
+                 Unknown API key or wrong secret.",
+            ),
+            (
+                unauthorized(""),
+                "Bluum refused the API key and secret: Unknown API key or wrong secret.",
+            ),
+            (
+                investor("BLUM-403-001"),
+                "this API key is not allowed to manage webhooks (BLUM-403-001): \
+                 webhook management is tenant-level; an investor-scoped key is refused: \
+                 use a tenant-wide API key (Bluum said: Use a tenant-wide key.)",
+            ),
+            (
+                investor(""),
+                "this API key is not allowed to manage webhooks: \
+                 webhook management is tenant-level; an investor-scoped key is refused: \
+                 use a tenant-wide API key (Bluum said: Use a tenant-wide key.)",
+            ),
+            (
+                invalid(
+                    Some("eventTypeNames"),
+                    "BLUM-400-004",
+                    "Unknown event type.",
+                ),
+                "invalid `eventTypeNames` (BLUM-400-004): Unknown event type.",
+            ),
+            (
+                invalid(Some("id"), "", "not a webhook id"),
+                "invalid `id`: not a webhook id",
+            ),
+            (
+                invalid(None, "BLUM-409-001", "The delivery is not parked."),
+                "Bluum refused the request (BLUM-409-001): The delivery is not parked.",
+            ),
+            (
+                invalid(None, "", "nothing to update"),
+                "invalid request: nothing to update",
+            ),
+            (
+                not_found("BLUM-404-001"),
+                "not found (BLUM-404-001): No webhook wh_1.",
+            ),
+            (not_found(""), "not found: No webhook wh_1."),
+            (
+                api("BLUM-500-001"),
+                "Bluum answered HTTP 500 (BLUM-500-001): Internal error.",
+            ),
+            (api(""), "Bluum answered HTTP 500: Internal error."),
+            (
+                ClientError::Transport("GET http://x/v1/webhooks: connection refused".into()),
+                "cannot reach Bluum: GET http://x/v1/webhooks: connection refused",
+            ),
+            (
+                ClientError::Decode("GET http://x/v1/webhooks answered 200 with …".into()),
+                "cannot read Bluum's answer: GET http://x/v1/webhooks answered 200 with …",
+            ),
+        ];
+        for (err, text) in cases {
+            assert_eq!(err.to_string(), text, "{err:?}");
+        }
+        // Through the mapping too: a 409 or 413 without a param.
+        for (status, code) in [(409, "BLUM-409-001"), (413, "BLUM-400-008")] {
+            let err = error_from_answer(status, &error_body(code, "m", None));
+            assert_eq!(
+                err.to_string(),
+                format!("Bluum refused the request ({code}): m")
+            );
+        }
     }
 
     #[test]
@@ -643,6 +829,30 @@ mod tests {
             .update_webhook("wh_1", &WebhookUpdate::new().status(WebhookStatus::Other))
             .unwrap_err();
         assert!(matches!(err, ClientError::Invalid { param: Some(ref p), .. } if p == "status"));
+    }
+
+    #[test]
+    fn empty_updates_are_refused_before_sending() {
+        // Nothing listens on port 9: a request would be a Transport error.
+        let client = Client::new("http://127.0.0.1:9/v1", "k", "s");
+        let err = client
+            .update_webhook("wh_1", &WebhookUpdate::new())
+            .unwrap_err();
+        let ClientError::Invalid {
+            param,
+            code,
+            message,
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!((param, code.as_str()), (&None, ""));
+        assert!(message.starts_with("nothing to update"), "{message}");
+        // The id is still checked first.
+        let err = client
+            .update_webhook("../x", &WebhookUpdate::new())
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Invalid { param: Some(ref p), .. } if p == "id"));
     }
 
     #[test]

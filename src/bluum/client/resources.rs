@@ -219,8 +219,9 @@ impl NewWebhook {
     }
 }
 
-/// The changes to make to a webhook: only the fields set are sent, at least
-/// one must be.
+/// The changes to make to a webhook: only the fields set are sent, and at
+/// least one must be — [`Client::update_webhook`](super::Client::update_webhook)
+/// refuses an empty update before sending anything.
 ///
 /// ```
 /// use webhook_inbox::bluum::client::{WebhookStatus, WebhookUpdate};
@@ -240,8 +241,9 @@ pub struct WebhookUpdate {
     url: Option<String>,
     #[serde(rename = "eventTypeNames", skip_serializing_if = "Option::is_none")]
     event_type_names: Option<Vec<String>>,
+    /// `Some(None)` is sent as `"description": null`, which clears it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
+    description: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) status: Option<WebhookStatus>,
 }
@@ -307,7 +309,8 @@ impl WebhookUpdate {
         self
     }
 
-    /// Replaces the description.
+    /// Replaces the description (undoing an earlier
+    /// [`clear_description`](Self::clear_description)).
     ///
     /// ```
     /// use webhook_inbox::bluum::client::WebhookUpdate;
@@ -318,7 +321,23 @@ impl WebhookUpdate {
     /// ```
     #[must_use]
     pub fn description(mut self, description: impl Into<String>) -> Self {
-        self.description = Some(description.into());
+        self.description = Some(Some(description.into()));
+        self
+    }
+
+    /// Removes the description: sends `"description": null` (undoing an
+    /// earlier [`description`](Self::description)).
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::WebhookUpdate;
+    ///
+    /// let update = WebhookUpdate::new().clear_description();
+    /// assert_eq!(serde_json::to_string(&update)?, r#"{"description":null}"#);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    #[must_use]
+    pub fn clear_description(mut self) -> Self {
+        self.description = Some(None);
         self
     }
 
@@ -337,5 +356,21 @@ impl WebhookUpdate {
     pub fn status(mut self, status: WebhookStatus) -> Self {
         self.status = Some(status);
         self
+    }
+
+    /// Whether no field is set (nothing would be sent).
+    pub(super) fn is_empty(&self) -> bool {
+        let Self {
+            name,
+            url,
+            event_type_names,
+            description,
+            status,
+        } = self;
+        name.is_none()
+            && url.is_none()
+            && event_type_names.is_none()
+            && description.is_none()
+            && status.is_none()
     }
 }

@@ -6,7 +6,8 @@
 //! fails with the command that builds it.
 #![cfg(feature = "cli")]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -262,6 +263,16 @@ impl Emulator {
         self.child.id()
     }
 
+    /// `127.0.0.1:PORT`, for raw TCP.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Whether the child process is still running (not exited, not killed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILLs the emulator and waits for it to be gone.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -360,6 +371,157 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// What a raw HTTP/1.1 exchange ([`raw_exchange`]) got back.
+#[derive(Debug)]
+pub enum RawOutcome {
+    /// A complete response (after any `1xx`): status, headers with lowercased
+    /// names, and body (chunked bodies decoded).
+    Answered {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// The connection ended (EOF or reset) before a complete response; why,
+    /// and the bytes read before that.
+    Closed(String, Vec<u8>),
+    /// No complete response and no close within the timeout; the bytes read.
+    TimedOut(Vec<u8>),
+}
+
+impl RawOutcome {
+    /// The status of a complete response.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RawOutcome::Answered { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The body of a complete response parsed as JSON (`null` otherwise).
+    pub fn json(&self) -> Value {
+        match self {
+            RawOutcome::Answered { body, .. } => {
+                serde_json::from_slice(body).unwrap_or(Value::Null)
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+/// Connects to `addr` over plain TCP, writes `request` as it is (from another
+/// thread, so an early answer is read while the rest is still being sent;
+/// write errors are ignored), and reads one response, all within `timeout`.
+/// No HTTP client library is involved, so the bytes sent are exactly these.
+pub fn raw_exchange(addr: &str, request: Vec<u8>, timeout: Duration) -> RawOutcome {
+    let deadline = Instant::now() + timeout;
+    let socket = addr.parse().expect("a socket address");
+    let mut stream = TcpStream::connect_timeout(&socket, timeout)
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream
+        .set_write_timeout(Some(timeout))
+        .expect("write timeout");
+    let mut writer = stream.try_clone().expect("clone the stream");
+    let sending = std::thread::spawn(move || {
+        let _ = writer.write_all(&request);
+        let _ = writer.flush();
+    });
+    let outcome = read_response(&mut stream, deadline);
+    // Unblocks a writer the server stopped reading from.
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sending.join();
+    outcome
+}
+
+/// Reads one HTTP/1.1 response from `stream` (skipping `1xx`), until `deadline`.
+pub fn read_response(stream: &mut TcpStream, deadline: Instant) -> RawOutcome {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let end = loop {
+        if let Some(answer) = parse_response(&buf, false) {
+            return answer;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return RawOutcome::TimedOut(buf);
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .expect("set a read timeout");
+        match stream.read(&mut chunk) {
+            Ok(0) => break "EOF".to_owned(),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => break e.to_string(),
+        }
+    };
+    // A response without a length ends at EOF.
+    parse_response(&buf, true).unwrap_or(RawOutcome::Closed(end, buf))
+}
+
+/// A complete response at the start of `buf` (after any `1xx`); `at_eof`
+/// when no more bytes will come.
+fn parse_response(mut buf: &[u8], at_eof: bool) -> Option<RawOutcome> {
+    loop {
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let rest = &buf[end + 4..];
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next()?;
+        let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        if (100..200).contains(&status) {
+            buf = rest;
+            continue;
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let body = if let Some(length) = header("content-length") {
+            let length: usize = length.parse().ok()?;
+            rest.get(..length)?.to_vec()
+        } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            decode_chunked(rest)?
+        } else if at_eof {
+            rest.to_vec()
+        } else {
+            return None;
+        };
+        return Some(RawOutcome::Answered {
+            status,
+            headers,
+            body,
+        });
+    }
+}
+
+/// A complete chunked body, or `None` while it is incomplete.
+fn decode_chunked(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size = String::from_utf8_lossy(&rest[..line_end]);
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size + 2..)?;
     }
 }
 

@@ -33,6 +33,8 @@ const API_THREADS: usize = 4;
 const GRACE: Duration = Duration::from_secs(5);
 /// Largest request body the API reads.
 const MAX_REQUEST: usize = 1 << 20;
+/// Largest too-large body still read (and dropped) so its sender sees the 413.
+const DRAIN_LIMIT: usize = 8 << 20;
 
 #[derive(Debug, ClapArgs)]
 #[command(after_help = "\
@@ -216,8 +218,13 @@ async fn answer(api: Arc<Api>, request: axum::extract::Request) -> axum::respons
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_REQUEST as u64) {
-        // Refused before reading a byte of it.
+    if let Some(declared) = declared.filter(|&n| n > MAX_REQUEST as u64) {
+        // A client that is still sending would see its connection cut rather
+        // than the 413: take (and drop) a body of a plausible size first; an
+        // absurd one is refused before reading a byte of it.
+        if declared <= DRAIN_LIMIT as u64 {
+            let _ = tokio::time::timeout(GRACE, axum::body::to_bytes(body, DRAIN_LIMIT)).await;
+        }
         return response(&ApiError::too_large(MAX_REQUEST).into());
     }
     let reply = match axum::body::to_bytes(body, MAX_REQUEST).await {

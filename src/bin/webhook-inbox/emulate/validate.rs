@@ -419,7 +419,10 @@ mod tests {
         assert_eq!(c.active, Some(false));
         assert_eq!(c.description, Some(None));
         assert_eq!(c.name, None);
-        assert_eq!(param(changes(b"{}").unwrap_err()), (400, MISSING, String::new()));
+        assert_eq!(
+            param(changes(b"{}").unwrap_err()),
+            (400, MISSING, String::new())
+        );
         assert_eq!(
             param(changes(br#"{"status":"PAUSED"}"#).unwrap_err()).2,
             "status"

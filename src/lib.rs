@@ -133,7 +133,11 @@
 //!   `axum` adds a ready-made axum handler (`webhook_inbox::axum`); `tracing`
 //!   emits `tracing` events for every delivery's outcome and every recorded
 //!   handler outcome, and runs each handler inside a `webhook_inbox.handle`
-//!   span naming its event; `cli` builds the `webhook-inbox` command-line tool.
+//!   span naming its event; `bluum-client` adds a typed, blocking client for
+//!   Bluum's webhook management API (`webhook_inbox::bluum::client`, with TLS);
+//!   `cli` builds the `webhook-inbox` command-line tool, including `emulate`,
+//!   a local Bluum (its webhook API and signed, retried deliveries) for
+//!   end-to-end tests without a network.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(

@@ -81,7 +81,9 @@ impl Outbox {
             .retention(RETENTION)
             .open()
             .map_err(|e| format!("cannot open the outbox {}: {e}", dir.display()))?;
-        let secret = internal_secret()?;
+        // Known only to this process: deliveries reach the outbox through an
+        // ingestor, the same verified, deduplicated, durable path as any event.
+        let secret = new_secret()?;
         let signer = Signer::new(Scheme::bluum(), secret.clone()).map_err(|e| e.to_string())?;
         let verifier = Verifier::new(Scheme::bluum(), [secret]).map_err(|e| e.to_string())?;
         let ingestor = inbox
@@ -134,11 +136,10 @@ impl Outbox {
     /// Hands new deliveries (already in the registry) to the worker.
     pub fn enqueue(&self, deliveries: &[Delivery]) -> Result<(), OutboxError> {
         for delivery in deliveries {
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
             let body = delivery.body.as_bytes();
-            let headers = self.signer.sign(&delivery.id, now, body);
+            let headers = self
+                .signer
+                .sign(&delivery.id, unix_seconds(SystemTime::now()), body);
             self.ingestor.ingest(&headers, body)?;
         }
         Ok(())
@@ -232,9 +233,7 @@ impl Sender {
         let signer = Signer::new(Scheme::bluum(), webhook.secret.as_str())
             .map_err(HandlerError::permanent)?;
         let now = SystemTime::now();
-        let unix = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let unix = unix_seconds(now);
         let mut request = self
             .agent
             .post(&webhook.url)
@@ -321,10 +320,9 @@ fn excerpt(reader: impl Read) -> Option<String> {
     (!text.is_empty()).then(|| crate::common::clean(text).into_owned())
 }
 
-/// A signing secret known only to this process, for handing deliveries to
-/// the outbox through its ingestor.
-fn internal_secret() -> Result<Secret, String> {
-    new_secret()
+fn unix_seconds(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A fresh `whsec_` secret of 24 random bytes, as Standard Webhooks issues.

@@ -51,67 +51,38 @@ impl Api {
             .check(request.authorization)
             .map_err(|r| ApiError::unauthenticated(r.code(), r.message()))?;
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        let method = request.method;
-        let body = request.body;
-        let tenant_only = || match scope {
-            Scope::Tenant => Ok(()),
-            Scope::Investor => Err(ApiError::investor_scoped()),
-        };
-        let wrong_method = || Err(ApiError::method_not_allowed(method, path));
-        match segments.as_slice() {
-            ["v1", "webhooks", "event-types"] => {
-                tenant_only()?;
-                match method {
-                    "GET" => Ok(event_types()),
-                    _ => wrong_method(),
-                }
+        let (method, body) = (request.method, request.body);
+        let known = matches!(
+            segments.as_slice(),
+            ["v1", "webhooks"]
+                | ["v1", "webhooks", _]
+                | ["v1", "_emulator", "events"]
+                | ["v1", "_emulator", "deliveries"]
+                | ["v1", "_emulator", "deliveries", _]
+                | ["v1", "_emulator", "deliveries", _, "replay"]
+        );
+        if !known {
+            return Err(ApiError::no_route(method, path));
+        }
+        // Every route here is webhook management or the emulator's own: tenant-level.
+        if scope == Scope::Investor {
+            return Err(ApiError::investor_scoped());
+        }
+        match (segments.as_slice(), method) {
+            (["v1", "webhooks", "event-types"], "GET") => Ok(event_types()),
+            (["v1", "webhooks"], "GET") => self.list_webhooks(query),
+            (["v1", "webhooks"], "POST") => self.create_webhook(body),
+            (["v1", "webhooks", "event-types"], _) => {
+                Err(ApiError::method_not_allowed(method, path))
             }
-            ["v1", "webhooks"] => {
-                tenant_only()?;
-                match method {
-                    "GET" => self.list_webhooks(query),
-                    "POST" => self.create_webhook(body),
-                    _ => wrong_method(),
-                }
-            }
-            ["v1", "webhooks", id] => {
-                tenant_only()?;
-                match method {
-                    "GET" => self.get_webhook(id),
-                    "PATCH" => self.update_webhook(id, body),
-                    "DELETE" => self.delete_webhook(id),
-                    _ => wrong_method(),
-                }
-            }
-            ["v1", "_emulator", "events"] => {
-                tenant_only()?;
-                match method {
-                    "POST" => self.trigger(body),
-                    _ => wrong_method(),
-                }
-            }
-            ["v1", "_emulator", "deliveries"] => {
-                tenant_only()?;
-                match method {
-                    "GET" => self.list_deliveries(query),
-                    _ => wrong_method(),
-                }
-            }
-            ["v1", "_emulator", "deliveries", id] => {
-                tenant_only()?;
-                match method {
-                    "GET" => self.get_delivery(id),
-                    _ => wrong_method(),
-                }
-            }
-            ["v1", "_emulator", "deliveries", id, "replay"] => {
-                tenant_only()?;
-                match method {
-                    "POST" => self.replay(id),
-                    _ => wrong_method(),
-                }
-            }
-            _ => Err(ApiError::no_route(method, path)),
+            (["v1", "webhooks", id], "GET") => self.get_webhook(id),
+            (["v1", "webhooks", id], "PATCH") => self.update_webhook(id, body),
+            (["v1", "webhooks", id], "DELETE") => self.delete_webhook(id),
+            (["v1", "_emulator", "events"], "POST") => self.trigger(body),
+            (["v1", "_emulator", "deliveries"], "GET") => self.list_deliveries(query),
+            (["v1", "_emulator", "deliveries", id], "GET") => self.get_delivery(id),
+            (["v1", "_emulator", "deliveries", id, "replay"], "POST") => self.replay(id),
+            _ => Err(ApiError::method_not_allowed(method, path)),
         }
     }
 

@@ -2,6 +2,7 @@
 //! [`Store`]; the embedded sled store implements it, and a shared backend can
 //! implement it later without touching them.
 
+pub(crate) mod compact;
 pub(crate) mod latency;
 pub(crate) mod record;
 pub(crate) mod sled_store;

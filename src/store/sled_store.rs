@@ -1,4 +1,4 @@
-//! The embedded store: a group-committed write-ahead log in front of sled.
+//! The embedded store: our log is the record, sled an index rebuilt from it.
 //!
 //! # Commit protocol
 //!
@@ -17,15 +17,19 @@
 //!    event to sled (the event, then its dedup marker), one retention entry per
 //!    batch, and removes the batch's keys from the in-flight map.
 //!
-//! So sled never holds anything that is not durable in the log, and after a
-//! crash replaying the log (skipping records whose dedup marker exists) rebuilds
-//! exactly what was acknowledged. A background thread checkpoints: it flushes
-//! sled, `fsync`s sled's files (sled's own flush uses `sync_file_range`, which
-//! does not flush the device cache), and then deletes the log segments sled now
-//! covers. It also collects expired dedup markers, a few at a time.
+//! sled 0.34 is not trusted with anything after a crash: measured with a
+//! power-cut file system it loses what it had synced and can fail to open. So
+//! the log keeps every live event and outcome for good (old segments are
+//! compacted, see [`super::compact`], never dropped because sled synced), and
+//! sled is trusted on open only after a clean close (the `clean` file, written
+//! last, durably, and removed durably before sled is written again).
+//! Otherwise — a crash, a power cut, or sled failing or panicking on open —
+//! sled is deleted and rebuilt from the log.
 
-use std::collections::HashMap;
-use std::fs::File;
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -34,6 +38,7 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::compact::{self, Holds, KIND_CARRY, KIND_MARKER};
 use super::latency::{Latencies, LatencySummary};
 use super::record::{self, EventRecordRef, Progress};
 use super::wal::{self, WalWriter};
@@ -42,27 +47,19 @@ use super::{
 };
 use crate::clock::{Clock, unix_millis};
 
-/// How often the background thread wakes (checkpoints, collection, buffered syncs).
+/// How often the background thread wakes (compaction, collection, buffered syncs).
 const TICK: Duration = Duration::from_millis(100);
-/// The longest the log grows between checkpoints when nothing forces one sooner.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+/// How often sled is asked to write out its own state. Not for durability
+/// (the log is the record), only so sled's own log stays short.
+const SLED_FLUSH_EVERY: Duration = Duration::from_secs(30);
+/// How often the oldest sealed segment is looked at again when nothing new
+/// was sealed.
+const COMPACT_EVERY: Duration = Duration::from_secs(30);
 /// Retention entries (one per applied batch) handled per collection step, so
 /// collection never holds up ingest for long.
 const GC_STEP: usize = 64;
-
-/// What a checkpoint does besides flushing sled and syncing its files.
-#[derive(Clone, Copy)]
-enum Checkpoint {
-    /// Drop the sealed segments sled now covers.
-    Drop,
-    /// Seal the active segment first, so no log record outlives a couple of
-    /// periodic checkpoints (a record replayed after its dedup marker expired
-    /// would come back).
-    SealAndDrop,
-    /// Open and clean shutdown, when everything logged has been applied: the
-    /// log starts afresh.
-    All,
-}
+/// How long the applier waits before trying a batch sled refused again.
+const APPLY_RETRY: Duration = Duration::from_millis(100);
 
 /// Settings of a sled store.
 #[derive(Clone)]
@@ -130,6 +127,14 @@ impl Applied {
                 record::decode_progress(record::split_seq(rest)?.1)?;
                 Ok(Self::change(lsn, payload))
             }
+            Some((&KIND_CARRY, rest)) => {
+                compact::split_carry(rest)?;
+                Ok(Self::change(lsn, payload))
+            }
+            Some((&KIND_MARKER, rest)) => {
+                compact::split_marker(rest)?;
+                Ok(Self::change(lsn, payload))
+            }
             _ => Err(format!("log record {lsn} of unknown kind")),
         }
     }
@@ -161,6 +166,9 @@ struct Core {
     poisoned: Option<String>,
     /// A buffered batch whose write failed, kept for the background thread to retry.
     retrying: Option<String>,
+    /// sled refused the applier's last batch; it is retried until sled takes
+    /// it, and new events are refused (503) meanwhile.
+    degraded: Option<String>,
     closed: bool,
 }
 
@@ -178,6 +186,12 @@ impl Core {
 
 struct Shared {
     path: PathBuf,
+    /// Holds the store's lock (`flock` on `.lock`) for as long as it is open.
+    _lock: File,
+    /// Taken while an outcome is given its LSN, and by the compactor while it
+    /// reads the state it carries forward: no carried state is older than a
+    /// change logged before it.
+    changes: Mutex<()>,
     db: sled::Db,
     trees: Trees,
     core: Mutex<Core>,
@@ -233,16 +247,20 @@ impl From<sled::Error> for OpenFailure {
 
 impl Shared {
     /// `fdatasync`s the log, timing it for [`Stats::fsync`](crate::Stats::fsync).
-    fn timed_sync(&self, writer: &mut WalWriter) -> std::io::Result<()> {
+    fn timed_sync(&self, writer: &mut WalWriter, batch_bytes: u64) -> std::io::Result<()> {
         let started = std::time::Instant::now();
-        let synced = writer.sync();
+        let synced = writer.sync(batch_bytes);
         self.fsync.record(started.elapsed());
         synced
     }
 }
 
-/// The `meta` key of the counts a clean close leaves for the next open.
-const CLEAN_COUNTS: &[u8] = b"clean_counts";
+/// The file a clean close leaves: sled is complete and synced up to its LSN.
+const CLEAN_FILE: &str = "clean";
+/// The first bytes of [`CLEAN_FILE`].
+const CLEAN_MAGIC: &[u8; 8] = b"WIclean1";
+/// The store's lock file (hidden, so it never makes a directory look foreign).
+const LOCK_FILE: &str = ".lock";
 
 /// The store's counts as of log position `lsn`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,31 +338,106 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl SledStore {
-    /// Opens or creates the store in `dir` and replays its log.
-    pub(crate) fn open(dir: &Path, settings: Settings, create: bool) -> Result<Self, OpenFailure> {
-        match dir_state(dir)? {
-            DirState::Store => {}
-            DirState::Foreign => return Err(OpenFailure::NotAStore),
-            DirState::Missing | DirState::Empty if !create => return Err(OpenFailure::NotFound),
-            DirState::Missing | DirState::Empty => std::fs::create_dir_all(dir)?,
-        }
-        let config = sled::Config::new()
-            .path(dir.join("sled"))
-            .cache_capacity(settings.cache_bytes)
-            .flush_every_ms(None);
-        // sled's I/O threads may hold the database file (and its lock) for a
-        // moment after a store in this same process was closed: give them
-        // that moment before calling the directory in use.
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        let db = loop {
-            match config.open().map_err(OpenFailure::from) {
-                Err(OpenFailure::InUse) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                other => break other?,
+impl SavedCounts {
+    /// The clean file's bytes: magic, the counts, a CRC-32 of both.
+    fn to_file(self) -> Vec<u8> {
+        let mut out = CLEAN_MAGIC.to_vec();
+        out.extend_from_slice(&self.encode());
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn from_file(bytes: &[u8]) -> Option<Self> {
+        let (body, crc) = bytes.split_last_chunk::<4>()?;
+        let counts = body.strip_prefix(CLEAN_MAGIC.as_slice())?;
+        (crc32fast::hash(body) == u32::from_le_bytes(*crc))
+            .then(|| Self::decode(counts))
+            .flatten()
+    }
+}
+
+/// Takes the store's lock: one process per store.
+fn lock_store(dir: &Path) -> Result<File, OpenFailure> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(wal::FILE_MODE)
+        .open(dir.join(LOCK_FILE))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(OpenFailure::InUse),
+        Err(e) => Err(OpenFailure::Io(e.into())),
+    }
+}
+
+/// Reads and removes the clean file, durably: from here on sled will be
+/// written, so a crash must find no clean file.
+fn take_clean(dir: &Path) -> std::io::Result<Option<SavedCounts>> {
+    let path = dir.join(CLEAN_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    std::fs::remove_file(&path)?;
+    wal::sync_dir(dir)?;
+    Ok(SavedCounts::from_file(&bytes))
+}
+
+/// Writes the clean file (temporary file, fsync, rename, fsync of the directory).
+fn write_clean(dir: &Path, saved: SavedCounts) -> std::io::Result<()> {
+    let tmp = dir.join("clean.tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(wal::FILE_MODE)
+        .open(&tmp)?;
+    file.write_all(&saved.to_file())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(CLEAN_FILE))?;
+    wal::sync_dir(dir)
+}
+
+/// `fsync`s every file and directory under `dir` (sled's own `flush` uses
+/// `sync_file_range`, and it never syncs its `conf` or directories), then
+/// `dir`, and makes its files private.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wal::DIR_MODE))?;
+                sync_tree(&path)?;
             }
-        };
+            Ok(_) => match File::open(&path) {
+                Ok(file) => {
+                    file.set_permissions(std::fs::Permissions::from_mode(wal::FILE_MODE))?;
+                    file.sync_all()?;
+                }
+                // sled removed it after the listing: nothing left to sync.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            },
+            Err(_) => {}
+        }
+    }
+    wal::sync_dir(dir)
+}
+
+/// Opens sled in `path`. A panic inside sled (0.34 panics on some damaged
+/// files) is caught and reported as corruption.
+fn open_sled(path: &Path, settings: &Settings) -> Result<(sled::Db, Trees), OpenFailure> {
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(settings.cache_bytes)
+        .flush_every_ms(None);
+    let open = || -> sled::Result<(sled::Db, Trees)> {
+        let db = config.open()?;
         let trees = Trees {
             dedup: db.open_tree("dedup")?,
             events: db.open_tree("events")?,
@@ -354,58 +447,134 @@ impl SledStore {
             due: db.open_tree("due")?,
             dead: db.open_tree("dead")?,
         };
-        let (writer, recovered) = wal::open(&dir.join("wal")).map_err(|e| match e.kind() {
+        Ok((db, trees))
+    };
+    // sled's I/O threads may hold the database file (and its lock) for a
+    // moment after a store in this same process was closed: give them
+    // that moment before calling the directory in use.
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)) {
+            Ok(Ok(opened)) => return Ok(opened),
+            Ok(Err(e)) => match OpenFailure::from(e) {
+                OpenFailure::InUse if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => return Err(other),
+            },
+            Err(_) => return Err(OpenFailure::Corrupt("sled panicked while opening".into())),
+        }
+    }
+}
+
+/// The LSN sled says it has applied.
+fn stored_applied(trees: &Trees) -> sled::Result<u64> {
+    Ok(trees
+        .meta
+        .get(b"applied_lsn")?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Counts the trees (walks every key: seconds with a million events).
+fn count_trees(trees: &Trees) -> StoreCounts {
+    let dead = trees.dead.len() as u64;
+    StoreCounts {
+        pending: (trees.events.len() as u64).saturating_sub(dead),
+        retrying: (trees.progress.len() as u64).saturating_sub(dead),
+        dead,
+        markers: trees.dedup.len() as u64,
+    }
+}
+
+/// Deletes sled's directory and builds it again from every log segment.
+fn rebuild(
+    dir: &Path,
+    settings: &Settings,
+    segments: &[PathBuf],
+    last: u64,
+) -> Result<(sled::Db, Trees), OpenFailure> {
+    let sled_dir = dir.join("sled");
+    match std::fs::remove_dir_all(&sled_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    wal::sync_dir(dir)?;
+    wal::create_dir_durable(&sled_dir)?;
+    let (db, trees) = open_sled(&sled_dir, settings)?;
+    let mut chunk = Vec::with_capacity(1024);
+    let replayed = wal::replay(segments, &mut |r| {
+        let applied = Applied::recovered(r.lsn, r.payload)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        chunk.push(applied);
+        if chunk.len() == 1024 {
+            apply_batch(&trees, &std::mem::take(&mut chunk), true)
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    })
+    .and_then(|_| apply_batch(&trees, &chunk, true).map_err(std::io::Error::other));
+    match replayed {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(OpenFailure::Corrupt(e.to_string()));
+        }
+        other => {
+            other?;
+        }
+    }
+    trees.meta.insert(b"applied_lsn", &last.to_be_bytes())?;
+    Ok((db, trees))
+}
+
+impl SledStore {
+    /// Opens or creates the store in `dir`: trusts sled only after a clean
+    /// close, else rebuilds it from the log.
+    pub(crate) fn open(dir: &Path, settings: Settings, create: bool) -> Result<Self, OpenFailure> {
+        match dir_state(dir)? {
+            DirState::Store => {}
+            DirState::Foreign => return Err(OpenFailure::NotAStore),
+            DirState::Missing | DirState::Empty if !create => return Err(OpenFailure::NotFound),
+            DirState::Missing | DirState::Empty => {}
+        }
+        // The store directory and its entries are durable before anything
+        // in them is relied on; 0700 whatever the umask.
+        wal::create_dir_durable(dir)?;
+        let lock_file = lock_store(dir)?;
+        let clean = take_clean(dir)?;
+        let (writer, segments) = wal::open(&dir.join("wal")).map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidData => OpenFailure::Corrupt(e.to_string()),
             _ => OpenFailure::Io(e),
         })?;
-        let mut replayed_last = 0;
-        let mut chunk = Vec::new();
-        for r in recovered {
-            chunk.push(Applied::recovered(r.lsn, r.payload).map_err(OpenFailure::Corrupt)?);
-            replayed_last = r.lsn;
-            if chunk.len() == 1024 {
-                apply_batch(&trees, &std::mem::take(&mut chunk))?;
+        let last = writer.last_lsn();
+        let trusted = match clean.filter(|c| c.lsn == last) {
+            Some(saved) => match open_sled(&dir.join("sled"), &settings) {
+                Ok((db, trees)) if stored_applied(&trees).ok() == Some(last) => {
+                    Some((db, trees, saved.counts))
+                }
+                Err(OpenFailure::InUse) => return Err(OpenFailure::InUse),
+                _ => None,
+            },
+            None => None,
+        };
+        let (db, trees, counts) = match trusted {
+            Some(opened) => opened,
+            None => {
+                let (db, trees) = rebuild(dir, &settings, &segments, last)?;
+                let counts = count_trees(&trees);
+                (db, trees, counts)
             }
-        }
-        apply_batch(&trees, &chunk)?;
-        let stored_last = trees
-            .meta
-            .get(b"applied_lsn")?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes);
-        let last = writer.last_lsn().max(replayed_last).max(stored_last);
-        trees.meta.insert(b"applied_lsn", &last.to_be_bytes())?;
-
-        // Counting the trees walks every key (seconds with a million events);
-        // a clean close leaves the counts behind, valid only if nothing was
-        // logged after them. They are removed now, so a crash from here on
-        // means counting again at the next open.
-        let saved = trees
-            .meta
-            .remove(CLEAN_COUNTS)?
-            .and_then(|v| SavedCounts::decode(&v))
-            .filter(|c| c.lsn == stored_last && c.lsn == last);
-        db.flush()?;
+        };
         let StoreCounts {
             pending,
             retrying,
             dead,
             markers,
-        } = match saved {
-            Some(saved) => saved.counts,
-            None => {
-                let dead = trees.dead.len() as u64;
-                StoreCounts {
-                    pending: (trees.events.len() as u64).saturating_sub(dead),
-                    retrying: (trees.progress.len() as u64).saturating_sub(dead),
-                    dead,
-                    markers: trees.dedup.len() as u64,
-                }
-            }
-        };
+        } = counts;
         let (to_applier, from_log) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             path: dir.to_owned(),
+            _lock: lock_file,
+            changes: Mutex::new(()),
             db,
             trees,
             core: Mutex::new(Core {
@@ -431,10 +600,6 @@ impl SledStore {
             #[cfg(test)]
             fail_next_write: AtomicBool::new(false),
         });
-        // Make the replay durable in sled and start from an empty log.
-        shared
-            .checkpoint(Checkpoint::All)
-            .map_err(OpenFailure::Io)?;
 
         let applier = {
             let shared = Arc::clone(&shared);
@@ -524,25 +689,28 @@ impl Store for SledStore {
             let _ = handle.join();
         }
         flushed?;
-        if let Some(reason) = lock(&shared.core).poisoned.clone() {
-            // Leave sled alone: the log holds everything, and a reopen replays it.
+        let core = lock(&shared.core);
+        if let Some(reason) = core.poisoned.clone().or_else(|| core.degraded.clone()) {
+            // No clean file: the next open rebuilds sled from the log.
             return Err(StoreError::Poisoned(reason));
         }
-        shared.checkpoint(Checkpoint::All)?;
-        // Everything is applied and nothing more will be: leave the counts
-        // for the next open (best effort; without them it counts the trees).
-        let saved = SavedCounts {
-            lsn: shared.applied_lsn.load(Ordering::SeqCst),
-            counts: self.counts(),
-        };
-        if shared
-            .trees
-            .meta
-            .insert(CLEAN_COUNTS, saved.encode().to_vec())
-            .is_ok()
-        {
-            let _ = shared.db.flush();
+        drop(core);
+        let applied = shared.applied_lsn.load(Ordering::SeqCst);
+        if applied != lock(&shared.wal).last_lsn() {
+            return Ok(());
         }
+        // sled is complete up to the log's end: make every file of it durable,
+        // then say so with the clean file, which the next open trusts.
+        shared.trees.meta.insert(b"applied_lsn", &applied.to_be_bytes())?;
+        shared.db.flush()?;
+        sync_tree(&shared.path.join("sled"))?;
+        write_clean(
+            &shared.path,
+            SavedCounts {
+                lsn: applied,
+                counts: self.counts(),
+            },
+        )?;
         Ok(())
     }
 
@@ -574,6 +742,9 @@ impl Store for SledStore {
         }
         if let Some(reason) = &core.poisoned {
             return Err(StoreError::Poisoned(reason.clone()));
+        }
+        if let Some(reason) = &core.degraded {
+            return Err(StoreError::Io(std::io::Error::other(reason.clone())));
         }
         if let Some(&seq) = core.in_flight.get(&key) {
             drop(core);
@@ -651,6 +822,7 @@ impl Store for SledStore {
                 (payload, crc)
             })
             .collect();
+        let changing = lock(&shared.changes);
         let mut core = lock(&shared.core);
         if core.closed {
             return Err(StoreError::Closed);
@@ -666,6 +838,7 @@ impl Store for SledStore {
             core.batch.push(Applied::change(last, payload));
         }
         drop(core);
+        drop(changing);
         if shared.settings.durability == Durability::Fsync {
             shared.wait_durable(last)?;
         }
@@ -689,26 +862,7 @@ impl Store for SledStore {
     }
 
     fn sync_applied(&self) -> Result<(), StoreError> {
-        let shared = &self.shared;
-        let target = {
-            let core = lock(&shared.core);
-            // Records whose write failed are not stored: nothing to wait for.
-            let mut target = core.next_lsn - 1;
-            for &(from, to) in core.failed.iter().rev() {
-                if (from..=to).contains(&target) {
-                    target = from - 1;
-                }
-            }
-            target
-        };
-        shared.wait_durable(target)?;
-        while shared.applied_lsn.load(Ordering::SeqCst) < target {
-            if let Some(reason) = &lock(&shared.core).poisoned {
-                return Err(StoreError::Poisoned(reason.clone()));
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        Ok(())
+        self.shared.sync_applied()
     }
 
     fn subscribe(&self) -> Receiver<()> {
@@ -848,10 +1002,20 @@ impl Store for SledStore {
 /// Writes a batch of log records into sled: accepted events (skipping any
 /// whose dedup marker exists, so replaying the log is idempotent) with one
 /// retention entry for the batch, forgotten events, progress changes (both
-/// idempotent too). Returns how many events were new.
-fn apply_batch(trees: &Trees, batch: &[Applied]) -> sled::Result<u64> {
-    let mut fresh: Vec<&[u8]> = Vec::with_capacity(batch.len());
-    let mut first_fresh = None;
+/// idempotent too). Records carried forward by compaction are applied only
+/// when `replay`ing the log into a rebuilt sled: at run time sled has them.
+/// Returns how many dedup markers were new.
+fn apply_batch(trees: &Trees, batch: &[Applied], replay: bool) -> sled::Result<u64> {
+    let unsupported = sled::Error::Unsupported;
+    let mut fresh: Vec<std::borrow::Cow<'_, [u8]>> = Vec::with_capacity(batch.len());
+    // The retention entry is dated by the batch's latest event, so no marker
+    // in it is collected before its own retention has passed.
+    let mut dated: Option<(i64, u64)> = None;
+    let mut date = |ms: i64, seq: u64| {
+        let (at, first) = dated.get_or_insert((ms, seq));
+        *at = (*at).max(ms);
+        *first = (*first).min(seq);
+    };
     for a in batch {
         match a.payload.split_first() {
             Some((&record::KIND_ACCEPT, _)) => {
@@ -863,11 +1027,11 @@ fn apply_batch(trees: &Trees, batch: &[Applied]) -> sled::Result<u64> {
                 trees
                     .dedup
                     .insert(a.key.as_slice(), &record::dedup_value(a.lsn, a.received_ms))?;
-                first_fresh.get_or_insert(a);
-                fresh.push(&a.key);
+                date(a.received_ms, a.lsn);
+                fresh.push(a.key.as_slice().into());
             }
             Some((&record::KIND_FORGET, rest)) => {
-                let (seq, _) = record::split_seq(rest).map_err(sled::Error::Unsupported)?;
+                let (seq, _) = record::split_seq(rest).map_err(unsupported)?;
                 let key = seq.to_be_bytes();
                 if let Some(old) = trees.progress.get(key)? {
                     unindex(trees, seq, &old)?;
@@ -876,10 +1040,55 @@ fn apply_batch(trees: &Trees, batch: &[Applied]) -> sled::Result<u64> {
                 trees.events.remove(key)?;
             }
             Some((&record::KIND_PROGRESS, rest)) => {
-                let (seq, value) = record::split_seq(rest).map_err(sled::Error::Unsupported)?;
-                let progress = record::decode_progress(value).map_err(sled::Error::Unsupported)?;
+                let (seq, value) = record::split_seq(rest).map_err(unsupported)?;
+                let progress = record::decode_progress(value).map_err(unsupported)?;
                 set_progress(trees, seq, value, &progress)?;
             }
+            Some((&KIND_CARRY, rest)) if replay => {
+                let carry = compact::split_carry(rest).map_err(unsupported)?;
+                let event = record::decode_event(carry.event_value).map_err(unsupported)?;
+                let key = record::dedup_key(&event.source, &event.id);
+                let marker = trees.dedup.get(&key)?;
+                if marker
+                    .as_ref()
+                    .is_some_and(|m| record::dedup_seq(m) != Some(carry.seq))
+                {
+                    continue;
+                }
+                let seq_key = carry.seq.to_be_bytes();
+                trees.events.insert(seq_key, carry.event_value)?;
+                match carry.progress_value {
+                    Some(value) => {
+                        let progress = record::decode_progress(value).map_err(unsupported)?;
+                        set_progress(trees, carry.seq, value, &progress)?;
+                    }
+                    None => {
+                        if let Some(old) = trees.progress.get(seq_key)? {
+                            unindex(trees, carry.seq, &old)?;
+                            trees.progress.remove(seq_key)?;
+                        }
+                    }
+                }
+                if marker.is_none() {
+                    trees.dedup.insert(
+                        key.as_slice(),
+                        &record::dedup_value(carry.seq, event.received_at_ms),
+                    )?;
+                    date(event.received_at_ms, carry.seq);
+                    fresh.push(key.into());
+                }
+            }
+            Some((&KIND_MARKER, rest)) if replay => {
+                let (seq, accepted_ms, key) = compact::split_marker(rest).map_err(unsupported)?;
+                if !trees.dedup.contains_key(key)? {
+                    trees
+                        .dedup
+                        .insert(key, &record::dedup_value(seq, accepted_ms))?;
+                    date(accepted_ms, seq);
+                    fresh.push(key.into());
+                }
+            }
+            Some((&KIND_CARRY | &KIND_MARKER, _)) => {}
             _ => {
                 return Err(sled::Error::Unsupported(format!(
                     "log record {} of unknown kind",
@@ -888,11 +1097,11 @@ fn apply_batch(trees: &Trees, batch: &[Applied]) -> sled::Result<u64> {
             }
         }
     }
-    if let Some(first) = first_fresh {
-        trees.expiry.insert(
-            record::expiry_key(first.received_ms, first.lsn),
-            record::encode_keys(&fresh),
-        )?;
+    if let Some((at, first)) = dated {
+        let keys: Vec<&[u8]> = fresh.iter().map(AsRef::as_ref).collect();
+        trees
+            .expiry
+            .insert(record::expiry_key(at, first), record::encode_keys(&keys))?;
     }
     if let Some(last) = batch.last() {
         trees.meta.insert(b"applied_lsn", &last.lsn.to_be_bytes())?;
@@ -949,6 +1158,35 @@ fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
 }
 
 impl Shared {
+    /// Waits until everything logged so far is applied to sled.
+    fn sync_applied(&self) -> Result<(), StoreError> {
+        let shared = self;
+        let target = {
+            let core = lock(&shared.core);
+            // Records whose write failed are not stored: nothing to wait for.
+            let mut target = core.next_lsn - 1;
+            for &(from, to) in core.failed.iter().rev() {
+                if (from..=to).contains(&target) {
+                    target = from - 1;
+                }
+            }
+            target
+        };
+        shared.wait_durable(target)?;
+        while shared.applied_lsn.load(Ordering::SeqCst) < target {
+            let core = lock(&shared.core);
+            if let Some(reason) = &core.poisoned {
+                return Err(StoreError::Poisoned(reason.clone()));
+            }
+            if let Some(reason) = &core.degraded {
+                return Err(StoreError::Io(std::io::Error::other(reason.clone())));
+            }
+            drop(core);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
     /// `Closed` once the store is shut down: readers stop there too.
     fn open(&self) -> Result<(), StoreError> {
         if self.stop.load(Ordering::SeqCst) {
@@ -1041,6 +1279,7 @@ impl Shared {
         let first = batch.first().map_or(0, |a| a.lsn);
         let last = batch.last().map_or(0, |a| a.lsn);
         drop(core);
+        wal::mark_batch_start(&mut frames, true);
 
         let outcome = {
             let mut writer = lock(&self.wal);
@@ -1054,7 +1293,7 @@ impl Shared {
             let written = writer.append(&frames, last);
             match written {
                 Err(e) => Err((false, e)),
-                Ok(()) => match self.timed_sync(&mut writer) {
+                Ok(()) => match self.timed_sync(&mut writer, frames.len() as u64) {
                     Err(e) => Err((true, e)),
                     Ok(()) => {
                         // The batch is durable whatever happens next; a segment
@@ -1078,16 +1317,22 @@ impl Shared {
                 // In LSN order, under the lock: the applier sees batches in order.
                 let _ = self.to_applier.send(Some(batch));
             }
-            Err((false, e)) if matches!(self.settings.durability, Durability::Buffered(_)) => {
+            Err((_, e)) if matches!(self.settings.durability, Durability::Buffered(_)) => {
                 core.retrying = Some(format!("writing the log failed, retrying: {e}"));
                 // Buffered events were acknowledged already: keep them, in LSN
-                // order before anything appended since, and retry at the next flush.
+                // order before anything appended since, and retry at the next flush
+                // (after a failed sync the log first zeroes what it had written).
+                wal::mark_batch_start(&mut frames, false);
                 frames.extend_from_slice(&core.buffer);
                 core.buffer = frames;
                 let later = std::mem::replace(&mut core.batch, batch);
                 core.batch.extend(later);
             }
-            Err((synced_failed, e)) => {
+            Err((_, _)) => {
+                // Nothing of the batch is acknowledged; after a failed sync the
+                // log zeroes and syncs those bytes again before the next batch
+                // (see `WalWriter::append`), so the store heals as soon as the
+                // disk answers again, without a reopen.
                 core.forget_in_flight(&batch);
                 let accepts = batch.iter().filter(|a| a.is_accept()).count();
                 self.pending.fetch_sub(accepts as u64, Ordering::SeqCst);
@@ -1096,11 +1341,6 @@ impl Shared {
                 match core.failed.last_mut() {
                     Some(range) if range.1 + 1 == first => range.1 = last,
                     _ => core.failed.push((first, last)),
-                }
-                if synced_failed {
-                    // After a failed fsync the kernel may have dropped the dirty
-                    // pages: nothing written since the last good sync can be trusted.
-                    core.poisoned = Some(e.to_string());
                 }
             }
         }
@@ -1116,24 +1356,32 @@ impl Shared {
 
     fn apply_loop(&self, batches: &Receiver<Option<Vec<Applied>>>) {
         while let Ok(Some(batch)) = batches.recv() {
-            #[cfg(test)]
-            let result = if self.fail_next_apply.swap(false, Ordering::SeqCst) {
-                Err(sled::Error::Unsupported("injected failure".into()))
-            } else {
-                apply_batch(&self.trees, &batch)
-            };
-            #[cfg(not(test))]
-            let result = apply_batch(&self.trees, &batch);
-            let applied = match result {
-                Ok(n) => n,
-                Err(e) => {
-                    // sled refused the write (a full disk, say). The batch is safe
-                    // in the log, which a reopen replays; until then the store takes
-                    // no more events, and `applied_lsn` stays put so no checkpoint
-                    // drops the log segments holding them.
-                    lock(&self.core).poisoned = Some(format!("applying to sled failed: {e}"));
-                    self.durable.iter().for_each(Condvar::notify_all);
-                    return;
+            let applied = loop {
+                #[cfg(test)]
+                let result = if self.fail_next_apply.swap(false, Ordering::SeqCst) {
+                    Err(sled::Error::Unsupported("injected failure".into()))
+                } else {
+                    apply_batch(&self.trees, &batch, false)
+                };
+                #[cfg(not(test))]
+                let result = apply_batch(&self.trees, &batch, false);
+                match result {
+                    Ok(n) => {
+                        lock(&self.core).degraded = None;
+                        break n;
+                    }
+                    Err(e) => {
+                        // sled refused the write (a full disk, say). The batch is
+                        // safe in the log; new events are refused (503) while
+                        // the same batch is tried again (applying is idempotent),
+                        // so the store heals by itself once sled takes it.
+                        lock(&self.core).degraded =
+                            Some(format!("the store's index refused a write: {e}"));
+                        if self.stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        std::thread::sleep(APPLY_RETRY);
+                    }
                 }
             };
             self.markers.fetch_add(applied, Ordering::SeqCst);
@@ -1149,7 +1397,9 @@ impl Shared {
     }
 
     fn background_loop(&self) {
-        let mut since_checkpoint = Duration::ZERO;
+        let mut since_flush = Duration::ZERO;
+        let mut since_compact = Duration::ZERO;
+        let mut sealed_seen = 0;
         let mut since_sync = Duration::ZERO;
         let tick = match self.settings.durability {
             Durability::Buffered(every) => TICK.min(every).max(Duration::from_millis(1)),
@@ -1157,7 +1407,8 @@ impl Shared {
         };
         while !self.stop.load(Ordering::SeqCst) {
             std::thread::sleep(tick);
-            since_checkpoint += tick;
+            since_flush += tick;
+            since_compact += tick;
             since_sync += tick;
             if let Durability::Buffered(every) = self.settings.durability
                 && since_sync >= every
@@ -1168,56 +1419,93 @@ impl Shared {
                     drop(self.lead_flush(core));
                 }
             }
-            if since_checkpoint >= CHECKPOINT_EVERY {
-                since_checkpoint = Duration::ZERO;
-                let _ = self.checkpoint(Checkpoint::SealAndDrop);
-            } else if lock(&self.wal).has_sealed() {
-                // Sealed by size: drop it as soon as sled covers it, without
-                // sealing the active segment again (that happens on the clock).
-                let _ = self.checkpoint(Checkpoint::Drop);
+            if since_flush >= SLED_FLUSH_EVERY {
+                since_flush = Duration::ZERO;
+                let _ = self.db.flush();
             }
+            // Look at the oldest sealed segment when a segment was sealed since
+            // the last look, and every so often (the backlog may have drained).
+            let sealed = lock(&self.wal).sealed_count();
+            if sealed > 0 && (sealed > sealed_seen || since_compact >= COMPACT_EVERY) {
+                since_compact = Duration::ZERO;
+                // Several in a row while they are mostly garbage.
+                while !self.stop.load(Ordering::SeqCst) && matches!(self.compact(false), Ok(true)) {}
+            }
+            sealed_seen = lock(&self.wal).sealed_count();
             let _ = self.collect_step(self.settings.clock.now());
         }
     }
 
-    /// Flushes sled, fsyncs its files, and drops the log segments it now
-    /// covers; see [`Checkpoint`] for what else each kind does.
-    fn checkpoint(&self, kind: Checkpoint) -> std::io::Result<()> {
-        if lock(&self.core).poisoned.is_some() {
-            return Ok(());
-        }
-        let covered = self.applied_lsn.load(Ordering::SeqCst);
-        self.db.flush().map_err(std::io::Error::other)?;
-        self.sync_sled_files()?;
-        let mut writer = lock(&self.wal);
-        match kind {
-            Checkpoint::All => writer.reset_after_checkpoint(covered),
-            Checkpoint::SealAndDrop => {
-                writer.seal_active()?;
-                writer.drop_checkpointed(covered).map(|_| ())
+    /// Retires the oldest sealed log segment if at most half of it is still
+    /// needed (or whatever it holds when `force`): writes the current state of
+    /// every event it holds forward into the active segment (see
+    /// [`super::compact`]), waits until that is durable, then deletes it.
+    /// Returns whether a segment was removed.
+    fn compact(&self, force: bool) -> Result<bool, StoreError> {
+        let Some(path) = lock(&self.wal).oldest_sealed() else {
+            return Ok(false);
+        };
+        let corrupt = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::InvalidData => StoreError::Corrupt(e.to_string()),
+            _ => StoreError::Io(e),
+        };
+        let records = wal::read_sealed(&path).map_err(corrupt)?;
+        let used: usize = records.iter().map(|r| r.payload.len() + 16).sum();
+        let changing = lock(&self.changes);
+        self.sync_applied()?;
+        let trees = &self.trees;
+        let mut seen = HashSet::new();
+        let mut carried: Vec<Vec<u8>> = Vec::new();
+        for r in &records {
+            let (seq, key, event) = match compact::holds(r).map_err(StoreError::Corrupt)? {
+                Holds::Event { seq, key } => (seq, key, true),
+                Holds::Marker { seq, key } => (seq, key.to_vec(), false),
+                Holds::Change => continue,
+            };
+            if !seen.insert(seq) {
+                continue;
             }
-            Checkpoint::Drop => writer.drop_checkpointed(covered).map(|_| ()),
-        }
-    }
-
-    /// `fsync`s sled's database file, its blob files (sled writes values over
-    /// ~128 KiB to files of their own and does not sync them) and directories.
-    fn sync_sled_files(&self) -> std::io::Result<()> {
-        let dir = self.path.join("sled");
-        File::open(dir.join("db"))?.sync_all()?;
-        let blobs = dir.join("blobs");
-        if let Ok(entries) = std::fs::read_dir(&blobs) {
-            for entry in entries.flatten() {
-                match File::open(entry.path()) {
-                    Ok(blob) => blob.sync_all()?,
-                    // sled removed it after the listing: nothing left to sync.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
+            let stored = if event {
+                trees.events.get(seq.to_be_bytes())?
+            } else {
+                None
+            };
+            if let Some(value) = stored {
+                let progress = trees.progress.get(seq.to_be_bytes())?;
+                carried.push(compact::carry_payload(seq, &value, progress.as_deref()));
+            } else if let Some(marker) = trees.dedup.get(&key)?
+                && record::dedup_seq(&marker) == Some(seq)
+            {
+                let accepted_ms = marker
+                    .get(8..16)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, record::from_ordered_i64);
+                carried.push(compact::marker_payload(seq, accepted_ms, &key));
             }
-            File::open(&blobs)?.sync_all()?;
         }
-        File::open(&dir)?.sync_all()
+        let live: usize = carried.iter().map(|p| p.len() + 16).sum();
+        if !force && live * 2 > used {
+            return Ok(false);
+        }
+        let last = {
+            let mut core = lock(&self.core);
+            if core.closed {
+                return Err(StoreError::Closed);
+            }
+            let mut last = core.next_lsn - 1;
+            for payload in carried {
+                last = core.next_lsn;
+                core.next_lsn += 1;
+                let crc = wal::payload_crc(&payload);
+                wal::encode_frame(&mut core.buffer, last, &payload, &crc);
+                core.batch.push(Applied::change(last, payload));
+            }
+            last
+        };
+        drop(changing);
+        self.wait_durable(last)?;
+        lock(&self.wal).remove_oldest(&path)?;
+        Ok(true)
     }
 
     /// Removes the dedup markers of up to [`GC_STEP`] batches accepted before
@@ -1296,12 +1584,35 @@ mod tests {
         }
     }
 
-    /// sled refusing a write must neither lose the event nor let it be accepted twice.
-    #[test]
-    fn an_apply_failure_poisons_the_store_and_the_log_keeps_the_event() {
-        let dir =
-            std::env::temp_dir().join(format!("sled-store-apply-fail-{}", std::process::id()));
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sled-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn reopen(dir: &Path) -> SledStore {
+        match SledStore::open(dir, settings(), true) {
+            Ok(store) => store,
+            Err(OpenFailure::Corrupt(e)) => panic!("corrupt: {e}"),
+            Err(OpenFailure::Io(e)) => panic!("io: {e}"),
+            Err(OpenFailure::InUse) => panic!("in use"),
+            Err(_) => panic!("other"),
+        }
+    }
+
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// sled refusing a write loses nothing, accepts nothing twice, and heals
+    /// without a reopen once sled takes the batch.
+    #[test]
+    fn an_apply_failure_is_retried_and_the_store_heals() {
+        let dir = temp("apply-fail");
         {
             let store = SledStore::open(&dir, settings(), true).ok().unwrap();
             store.shared.fail_next_apply.store(true, Ordering::SeqCst);
@@ -1309,33 +1620,198 @@ mod tests {
                 store.insert(event("evt_1")).unwrap(),
                 Insert::Accepted { seq: 1 }
             );
-            // Until the applier has given up, the retry is a duplicate of the
-            // in-flight event; afterwards the store refuses everything.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while lock(&store.shared.core).poisoned.is_none() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "applier never reported"
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            assert!(matches!(
-                store.insert(event("evt_1")),
-                Err(StoreError::Poisoned(_))
-            ));
+            wait_for("applied after the retry", || {
+                store.shared.applied_lsn.load(Ordering::SeqCst) == 1
+            });
+            assert!(lock(&store.shared.core).degraded.is_none());
+            assert_eq!(
+                store.insert(event("evt_1")).unwrap(),
+                Insert::Duplicate { seq: 1 }
+            );
             assert!(matches!(
                 store.insert(event("evt_2")),
-                Err(StoreError::Poisoned(_))
+                Ok(Insert::Accepted { .. })
             ));
-            assert!(matches!(store.close(), Err(StoreError::Poisoned(_))));
+            store.close().unwrap();
         }
-        // Reopening replays the log: the event is there once.
         let store = SledStore::open(&dir, settings(), true).ok().unwrap();
-        assert_eq!(store.counts().pending, 1);
+        assert_eq!(store.counts().pending, 2);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Fills a store with every standing: fresh, retrying, dead, handled.
+    fn populate(store: &SledStore) {
+        for id in ["fresh", "retrying", "dead", "handled"] {
+            store.insert(event(id)).unwrap();
+        }
+        let mut failed = Progress::new(5_000);
+        failed.push_failure(1, 1_000, "boom");
+        let mut dead = failed.clone();
+        dead.dead_at_ms = Some(2_000);
+        store
+            .record(&[
+                Change::Progress {
+                    seq: 2,
+                    was: Standing::Fresh,
+                    progress: failed,
+                },
+                Change::Progress {
+                    seq: 3,
+                    was: Standing::Fresh,
+                    progress: dead,
+                },
+                Change::Forget {
+                    seq: 4,
+                    was: Standing::Fresh,
+                },
+            ])
+            .unwrap();
+        store.sync_applied().unwrap();
+    }
+
+    /// What `populate` left, as the readers see it.
+    fn check_populated(store: &SledStore) {
+        let standings: Vec<(u64, Standing)> = store
+            .events_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|s| (s.seq, s.standing()))
+            .collect();
         assert_eq!(
-            store.insert(event("evt_1")).unwrap(),
-            Insert::Duplicate { seq: 1 }
+            standings,
+            [(1, Standing::Fresh), (2, Standing::Retrying), (3, Standing::Dead)]
         );
+        assert_eq!(store.due(i64::MAX, 10, &|_| false).unwrap().len(), 1);
+        assert_eq!(store.dead_after(0, 10).unwrap().len(), 1);
+        for (id, seq) in [("fresh", 1), ("retrying", 2), ("dead", 3), ("handled", 4)] {
+            assert_eq!(
+                store.insert(event(id)).unwrap(),
+                Insert::Duplicate { seq },
+                "{id} is still deduplicated"
+            );
+        }
+        let c = store.counts();
+        assert_eq!((c.pending, c.retrying, c.dead, c.markers), (2, 1, 1, 4));
+        assert!(matches!(store.insert(event("new")), Ok(Insert::Accepted { .. })));
+    }
+
+    /// sled is an index: lost, damaged or untrusted (no clean close), it is
+    /// rebuilt from the log with every standing, progress and dedup marker.
+    #[test]
+    fn sled_is_rebuilt_from_the_log_when_lost_damaged_or_untrusted() {
+        let damage: [(&str, &dyn Fn(&Path)); 3] = [
+            ("no clean close", &|dir: &Path| {
+                std::fs::remove_file(dir.join(CLEAN_FILE)).unwrap();
+            }),
+            ("sled deleted", &|dir: &Path| {
+                std::fs::remove_dir_all(dir.join("sled")).unwrap();
+            }),
+            ("sled's conf cut short", &|dir: &Path| {
+                let conf = dir.join("sled").join("conf");
+                let bytes = std::fs::read(&conf).unwrap();
+                std::fs::write(&conf, &bytes[..bytes.len() / 2]).unwrap();
+            }),
+        ];
+        for (name, harm) in damage {
+            let dir = temp("rebuild");
+            {
+                let store = SledStore::open(&dir, settings(), true).ok().unwrap();
+                populate(&store);
+                store.close().unwrap();
+            }
+            harm(&dir);
+            let store = SledStore::open(&dir, settings(), true)
+                .ok()
+                .unwrap_or_else(|| panic!("{name}: must open"));
+            check_populated(&store);
+            drop(store);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    /// Compaction copies what the oldest segment still holds forward and
+    /// deletes it; a rebuild from the compacted log gives the same state.
+    #[test]
+    fn compaction_keeps_live_events_and_markers_and_drops_the_rest() {
+        let dir = temp("compact");
+        {
+            let store = reopen(&dir);
+            populate(&store);
+            // Garbage: handled events whose markers expired.
+            for i in 0..50 {
+                let id = format!("gone_{i}");
+                let Insert::Accepted { seq } = store.insert(event(&id)).unwrap() else {
+                    panic!("accepted");
+                };
+                store
+                    .record(&[Change::Forget {
+                        seq,
+                        was: Standing::Fresh,
+                    }])
+                    .unwrap();
+            }
+            store.sync_applied().unwrap();
+            for i in 0..50 {
+                let key = record::dedup_key("test", &format!("gone_{i}"));
+                store.shared.trees.dedup.remove(key).unwrap();
+                add(&store.shared.markers, -1);
+            }
+            lock(&store.shared.wal).seal_active().unwrap();
+            let before = lock(&store.shared.wal).oldest_sealed().unwrap();
+            assert!(store.shared.compact(false).unwrap(), "mostly garbage: compacted");
+            assert!(!before.exists(), "the old segment is gone");
+            assert_eq!(lock(&store.shared.wal).sealed_count(), 0);
+            store.close().unwrap();
+        }
+        std::fs::remove_file(dir.join(CLEAN_FILE)).unwrap();
+        let store = reopen(&dir);
+        check_populated(&store);
+        // A segment that is mostly live is left alone unless forced.
+        lock(&store.shared.wal).seal_active().unwrap();
+        assert!(!store.shared.compact(false).unwrap());
+        assert!(store.shared.compact(true).unwrap());
+        drop(store);
+        std::fs::remove_file(dir.join(CLEAN_FILE)).unwrap();
+        let store = reopen(&dir);
+        assert_eq!(store.counts().pending, 3);
+        assert_eq!(
+            store.insert(event("handled")).unwrap(),
+            Insert::Duplicate { seq: 4 }
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Directories 0700, files 0600, whatever the umask; a second open of
+    /// the same directory is refused while the first holds it.
+    #[test]
+    fn the_store_is_private_and_locked() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp("private");
+        let store = SledStore::open(&dir.join("inbox"), settings(), true).ok().unwrap();
+        assert!(matches!(
+            SledStore::open(&dir.join("inbox"), settings(), true),
+            Err(OpenFailure::InUse)
+        ));
+        store.insert(event("a")).unwrap();
+        store.close().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let mut seen = 0;
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            assert_eq!(mode(&d), 0o700, "{}", d.display());
+            for entry in std::fs::read_dir(&d).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    seen += 1;
+                    assert_eq!(mode(&path), 0o600, "{}", path.display());
+                }
+            }
+        }
+        assert!(seen >= 4, "files checked: {seen}");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1386,29 +1862,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// The counts a clean close leaves are used by the next open only if no
-    /// log record came after them, and are gone while the store is open.
+    /// The counts a clean close leaves are used by the next open only if
+    /// they match the log's end, and are gone while the store is open.
     #[test]
     fn a_clean_close_leaves_counts_the_next_open_trusts_only_if_current() {
-        let dir = std::env::temp_dir().join(format!("sled-store-counts-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        // Rewrites the saved counts with sled alone (the store is closed).
+        let dir = temp("counts");
         let forge = |change: &dyn Fn(&mut SavedCounts)| {
-            let deadline = std::time::Instant::now() + Duration::from_secs(2);
-            let db = loop {
-                match sled::open(dir.join("sled")) {
-                    Ok(db) => break db,
-                    Err(_) if std::time::Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    Err(e) => panic!("{e}"),
-                }
-            };
-            let meta = db.open_tree("meta").unwrap();
-            let mut saved = SavedCounts::decode(&meta.get(CLEAN_COUNTS).unwrap().unwrap()).unwrap();
+            let path = dir.join(CLEAN_FILE);
+            let mut saved = SavedCounts::from_file(&std::fs::read(&path).unwrap()).unwrap();
             change(&mut saved);
-            meta.insert(CLEAN_COUNTS, saved.encode().to_vec()).unwrap();
-            db.flush().unwrap();
+            std::fs::write(&path, saved.to_file()).unwrap();
         };
         {
             let store = SledStore::open(&dir, settings(), true).ok().unwrap();
@@ -1422,19 +1885,29 @@ mod tests {
                 (saved.lsn, saved.counts.pending, saved.counts.markers),
                 (3, 3, 3)
             );
-            // Claims a position the store is not at: must be ignored.
+            // Claims a position the log is not at: must be ignored.
             saved.lsn = 4;
             saved.counts.pending = 42;
         });
         {
             let store = SledStore::open(&dir, settings(), true).ok().unwrap();
             assert_eq!(store.counts().pending, 3, "counted, not trusted");
-            assert!(store.shared.trees.meta.get(CLEAN_COUNTS).unwrap().is_none());
+            assert!(!dir.join(CLEAN_FILE).exists());
             store.close().unwrap();
         }
         forge(&|saved| saved.counts.pending = 42);
+        {
+            let store = SledStore::open(&dir, settings(), true).ok().unwrap();
+            assert_eq!(store.counts().pending, 42, "a current record is used as is");
+            store.close().unwrap();
+        }
+        // A damaged clean file is no clean file.
+        let path = dir.join(CLEAN_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[10] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
         let store = SledStore::open(&dir, settings(), true).ok().unwrap();
-        assert_eq!(store.counts().pending, 42, "a current record is used as is");
+        assert_eq!(store.counts().pending, 3);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -1,10 +1,14 @@
 //! Power-loss safety, checked at the system-call level: every `Accepted` is
 //! returned only after the log write that carries the event AND an `fdatasync`
-//! of that log file have completed.
+//! of that log file have completed; and the worker's observer hears of a
+//! handled event only after the `fdatasync` of the log write carrying its
+//! `forget` record.
 //!
 //! The parent runs this test binary as a child under `strace -f`, the child
 //! ingests from several threads and writes `ACK <id>` to stdout after each
-//! acknowledgement, and the parent reads the trace in order.
+//! acknowledgement, runs a worker whose observer writes `DONE <seq>` for each
+//! handled event, and the parent reads the trace in order, decoding the log's
+//! frames from the traced writes.
 
 mod common;
 
@@ -13,17 +17,30 @@ use std::io::Write;
 use std::process::Command;
 
 use common::{SECRET, TempDir, bluum_body, bluum_headers};
-use webhook_inbox::{Inbox, Ingested, Scheme, Verifier};
+use webhook_inbox::{Event, Inbox, Ingested, Report, Router, Scheme, Verifier, Worker, WorkerConfig};
 
 const CHILD_ENV: &str = "WEBHOOK_INBOX_FSYNC_CHILD";
 
 #[test]
-#[ignore = "run by `every_ack_follows_an_fdatasync_of_its_log_write` under strace"]
+#[ignore = "run by `every_ack_and_every_success_follows_an_fdatasync_of_its_log_write` under strace"]
 fn fsync_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
     let inbox = Inbox::open(&dir).expect("open");
+    let config = WorkerConfig::default().observe(|e: &Event, r: &Report| {
+        if matches!(r, Report::Handled) {
+            let mut out = std::io::stdout().lock();
+            out.write_all(format!("DONE {}\n", e.seq()).as_bytes())
+                .unwrap();
+            out.flush().unwrap();
+        }
+    });
+    let router = Router::builder()
+        .on("*", |_: &Event| Ok(()))
+        .build()
+        .expect("router");
+    let worker = Worker::start(&inbox, router, config).expect("worker");
     let ingestor = inbox
         .ingestor(Verifier::new(Scheme::bluum(), [SECRET]).expect("secret"))
         .build()
@@ -51,6 +68,71 @@ fn fsync_child() {
     for h in handles {
         h.join().unwrap();
     }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while inbox.stats().pending > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    worker.shutdown().expect("shutdown");
+}
+
+/// The bytes of the first string argument of a traced call, as strace
+/// escapes them (`\n`, `\"`, `\\`, octal `\NNN`, and so on).
+fn unescape(args: &str) -> Vec<u8> {
+    let Some(start) = args.find('"') else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut chars = args[start + 1..].bytes().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            b'"' => break,
+            b'\\' => match chars.next() {
+                Some(b'n') => out.push(b'\n'),
+                Some(b't') => out.push(b'\t'),
+                Some(b'r') => out.push(b'\r'),
+                Some(b'v') => out.push(0x0b),
+                Some(b'f') => out.push(0x0c),
+                Some(d @ b'0'..=b'7') => {
+                    let mut v = u32::from(d - b'0');
+                    for _ in 0..2 {
+                        match chars.peek() {
+                            Some(&n @ b'0'..=b'7') => {
+                                v = v * 8 + u32::from(n - b'0');
+                                chars.next();
+                            }
+                            _ => break,
+                        }
+                    }
+                    out.push(v as u8);
+                }
+                Some(other) => out.push(other),
+                None => break,
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The seqs of the `forget` records among the log frames in `bytes` (one
+/// write of whole frames: `[len u32 LE][crc u32][lsn u64][payload]`).
+fn forgotten(bytes: &[u8]) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + 16) {
+        let len = (u32::from_le_bytes([header[0], header[1], header[2], header[3]]) & 0x7fff_ffff)
+            as usize;
+        let Some(payload) = bytes.get(at + 16..at + 16 + len) else {
+            break;
+        };
+        if let [2, seq @ ..] = payload
+            && let Ok(seq) = <[u8; 8]>::try_from(seq)
+        {
+            seqs.push(u64::from_be_bytes(seq));
+        }
+        at += 16 + len;
+    }
+    seqs
 }
 
 /// One traced system call, in the order strace saw it finish.
@@ -110,7 +192,7 @@ fn parse(trace: &str) -> Vec<Call> {
 }
 
 #[test]
-fn every_ack_follows_an_fdatasync_of_its_log_write() {
+fn every_ack_and_every_success_follows_an_fdatasync_of_its_log_write() {
     if Command::new("strace").arg("-V").output().is_err() {
         // .ci/run installs strace: under CI a missing strace is a failure, not a skip.
         assert!(
@@ -127,7 +209,7 @@ fn every_ack_follows_an_fdatasync_of_its_log_write() {
             "-f",
             "-qq",
             "-s",
-            "65536",
+            "1048576",
             "-e",
             "trace=openat,write,pwrite64,fdatasync,fsync",
             "-o",
@@ -155,7 +237,9 @@ fn every_ack_follows_an_fdatasync_of_its_log_write() {
     // For each WAL fd: has everything written to it so far been fdatasync'ed?
     let mut written_unsynced: HashMap<String, Vec<String>> = HashMap::new();
     let mut durable_ids: std::collections::HashSet<String> = Default::default();
+    let mut durable_forgets: std::collections::HashSet<u64> = Default::default();
     let mut acks = 0;
+    let mut dones = 0;
     for call in &calls {
         match call {
             Call::OpenWal { fd } => wal_fds.push(fd.clone()),
@@ -167,6 +251,7 @@ fn every_ack_follows_an_fdatasync_of_its_log_write() {
             }
             Call::Fdatasync { fd } if wal_fds.contains(fd) => {
                 for data in written_unsynced.remove(fd).unwrap_or_default() {
+                    durable_forgets.extend(forgotten(&unescape(&data)));
                     for piece in data.split("fsync-").skip(1) {
                         if let Some((id, _)) = piece.split_once("-end") {
                             durable_ids.insert(format!("fsync-{id}-end"));
@@ -186,6 +271,19 @@ fn every_ack_follows_an_fdatasync_of_its_log_write() {
                 );
                 acks += 1;
             }
+            Call::Write { fd, data } if fd == "1" && data.contains("DONE ") => {
+                let seq: u64 = data
+                    .split("DONE ")
+                    .nth(1)
+                    .and_then(|d| d.split("\\n").next())
+                    .and_then(|d| d.parse().ok())
+                    .expect("a seq after DONE");
+                assert!(
+                    durable_forgets.contains(&seq),
+                    "the observer heard of event {seq}'s success before the fdatasync of its forget record"
+                );
+                dones += 1;
+            }
             _ => {}
         }
     }
@@ -194,5 +292,8 @@ fn every_ack_follows_an_fdatasync_of_its_log_write() {
         "no log file was opened: the trace is not what this test expects"
     );
     assert_eq!(acks, 200, "expected 200 acknowledgements in the trace");
-    println!("{acks} acknowledgements, each after the fdatasync of the write carrying its event");
+    assert_eq!(dones, 200, "expected 200 handled events in the trace");
+    println!(
+        "{acks} acknowledgements and {dones} successes told to the observer, each after the fdatasync of the write carrying its record"
+    );
 }

@@ -7,10 +7,12 @@
 //!    in memory);
 //! 2. disk: `Inbox::stats().disk_bytes` and a `du`-style walk (allocated
 //!    blocks) of the directory, divided by N; the walk again after closing;
-//! 3. reopen to first dispatch: `Inbox::open` + `Worker::start` (no-op
+//! 3. open after a crash: the clean-close file removed, so `Inbox::open`
+//!    rebuilds sled from the log (then closed cleanly again);
+//! 4. reopen to first dispatch: `Inbox::open` + `Worker::start` (no-op
 //!    handler on `*`, 4 threads) until the first handler call;
-//! 4. the drain of all N, from `Worker::start` until `stats().handled` is N;
-//! 5. peak RSS: `VmHWM` from `/proc/self/status`, after the ingest and at the end.
+//! 5. the drain of all N, from `Worker::start` until `stats().handled` is N;
+//! 6. peak RSS: `VmHWM` from `/proc/self/status`, after the ingest and at the end.
 //!
 //! The child prints one JSON line; the parent runs it once per round.
 
@@ -47,6 +49,7 @@ pub struct ChildReport {
     pub close_secs: f64,
     pub du_closed_bytes: u64,
     pub open_secs: f64,
+    pub rebuild_secs: f64,
     pub first_dispatch_secs: f64,
     pub drain_secs: f64,
     pub hwm_after_ingest_kib: u64,
@@ -120,7 +123,15 @@ pub fn child() {
     let close_secs = t.elapsed().as_secs_f64();
     let (du_closed_bytes, _) = du(&dir);
 
-    // 3. Reopen to first dispatch, 4. drain.
+    // 3. As after a crash: without the clean-close file sled is rebuilt.
+    std::fs::remove_file(dir.join("clean")).expect("a clean close leaves `clean`");
+    let t = Instant::now();
+    let inbox = fixture::open(&dir);
+    let rebuild_secs = t.elapsed().as_secs_f64();
+    assert_eq!(inbox.stats().pending, n as u64, "pending after the rebuild");
+    inbox.close().expect("close");
+
+    // 4. Reopen to first dispatch, 5. drain.
     let first: Arc<OnceLock<Instant>> = Arc::default();
     let router = Router::builder()
         .on("*", {
@@ -168,6 +179,7 @@ pub fn child() {
         close_secs,
         du_closed_bytes,
         open_secs,
+        rebuild_secs,
         first_dispatch_secs: first_at.saturating_duration_since(t0).as_secs_f64(),
         drain_secs,
         hwm_after_ingest_kib,
@@ -208,10 +220,11 @@ pub fn measure(settings: &Settings) -> Million {
         .map(|round| {
             let r = run_child(n, round);
             eprintln!(
-                "  {n} pending round {}: ingest {:.0} events/s, {:.0} bytes/event, reopen to first dispatch {:.3} s, drain {:.0} events/s, peak RSS {} MiB",
+                "  {n} pending round {}: ingest {:.0} events/s, {:.0} bytes/event, rebuild {:.2} s, reopen to first dispatch {:.3} s, drain {:.0} events/s, peak RSS {} MiB",
                 round + 1,
                 r.ingest_events_per_sec,
                 r.du_bytes as f64 / n as f64,
+                r.rebuild_secs,
                 r.first_dispatch_secs,
                 n as f64 / r.drain_secs,
                 r.hwm_kib / 1024
@@ -235,6 +248,7 @@ pub fn measure(settings: &Settings) -> Million {
         disk_bytes_per_event_closed: stat(&|r| per_event(r.du_closed_bytes)),
         close_secs: stat(&|r| r.close_secs),
         open_secs: stat(&|r| r.open_secs),
+        rebuild_secs: stat(&|r| r.rebuild_secs),
         reopen_to_first_dispatch_secs: stat(&|r| r.first_dispatch_secs),
         drain_events_per_sec: stat(&|r| n as f64 / r.drain_secs),
         peak_rss_after_ingest_mib: stat(&|r| r.hwm_after_ingest_kib as f64 / KIB_PER_MIB),

@@ -182,6 +182,9 @@ pub struct Million {
     pub open_secs: Stat,
     /// `Inbox::open` + `Worker::start` until the first handler call.
     pub reopen_to_first_dispatch_secs: Stat,
+    /// `Inbox::open` after a crash (no clean close): sled rebuilt from the log.
+    #[serde(default)]
+    pub rebuild_secs: Stat,
     pub drain_events_per_sec: Stat,
     pub peak_rss_after_ingest_mib: Stat,
     /// `VmHWM` of the child at the end: the whole scenario.
@@ -731,6 +734,10 @@ pub fn print_table(r: &Results) {
         vec![
             "  of which Inbox::open".to_owned(),
             ranged(&mm.open_secs, secs),
+        ],
+        vec![
+            "open after a crash (sled rebuilt from the log)".to_owned(),
+            ranged(&mm.rebuild_secs, secs),
         ],
         vec![
             format!("drain, {} handler threads, events/s", mm.handler_threads),

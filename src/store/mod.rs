@@ -139,10 +139,6 @@ pub enum StoreError {
     /// Reading or writing the store's files failed (for example, the disk is full).
     #[error("storage I/O failed: {0}")]
     Io(#[from] std::io::Error),
-    /// A sync to disk failed earlier; what reached the disk is unknown, so the
-    /// store refuses further writes until it is reopened (and recovers from its log).
-    #[error("the store failed to sync to disk and must be reopened: {0}")]
-    Poisoned(String),
     /// Stored data could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

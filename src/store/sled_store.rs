@@ -163,7 +163,6 @@ struct Core {
     flushing_last: u64,
     durable_lsn: u64,
     failed: Vec<(u64, u64)>,
-    poisoned: Option<String>,
     /// A buffered batch whose write failed, kept for the background thread to retry.
     retrying: Option<String>,
     /// sled refused the applier's last batch; it is retried until sled takes
@@ -690,9 +689,9 @@ impl Store for SledStore {
         }
         flushed?;
         let core = lock(&shared.core);
-        if let Some(reason) = core.poisoned.clone().or_else(|| core.degraded.clone()) {
+        if let Some(reason) = core.degraded.clone() {
             // No clean file: the next open rebuilds sled from the log.
-            return Err(StoreError::Poisoned(reason));
+            return Err(StoreError::Io(std::io::Error::other(reason)));
         }
         drop(core);
         let applied = shared.applied_lsn.load(Ordering::SeqCst);
@@ -739,9 +738,6 @@ impl Store for SledStore {
         let mut core = lock(&shared.core);
         if core.closed {
             return Err(StoreError::Closed);
-        }
-        if let Some(reason) = &core.poisoned {
-            return Err(StoreError::Poisoned(reason.clone()));
         }
         if let Some(reason) = &core.degraded {
             return Err(StoreError::Io(std::io::Error::other(reason.clone())));
@@ -826,9 +822,6 @@ impl Store for SledStore {
         let mut core = lock(&shared.core);
         if core.closed {
             return Err(StoreError::Closed);
-        }
-        if let Some(reason) = &core.poisoned {
-            return Err(StoreError::Poisoned(reason.clone()));
         }
         let mut last = core.next_lsn - 1;
         for (payload, crc) in payloads {
@@ -1175,9 +1168,6 @@ impl Shared {
         shared.wait_durable(target)?;
         while shared.applied_lsn.load(Ordering::SeqCst) < target {
             let core = lock(&shared.core);
-            if let Some(reason) = &core.poisoned {
-                return Err(StoreError::Poisoned(reason.clone()));
-            }
             if let Some(reason) = &core.degraded {
                 return Err(StoreError::Io(std::io::Error::other(reason.clone())));
             }
@@ -1240,9 +1230,6 @@ impl Shared {
             }
             if core.durable_lsn >= lsn {
                 return Ok(());
-            }
-            if let Some(reason) = &core.poisoned {
-                return Err(StoreError::Poisoned(reason.clone()));
             }
             if let (Some(reason), false) = (&core.retrying, core.flushing) {
                 // A buffered write failed and the background thread retries it;

@@ -365,11 +365,19 @@ fn probe_after_tear(path: &Path, from: u64, last_lsn: u64) -> io::Result<()> {
         return Ok(());
     };
     // The batch torn at `from` (if any) started at or before it; its frames
-    // carry no start mark, so skip the first position.
-    for offset in 1..rest.len().saturating_sub(HEADER) {
+    // carry no start mark, so skip the first position. The reserved zeros
+    // are skipped a word at a time.
+    let mut offset = 1;
+    while offset + HEADER <= rest.len() {
         let Some(head) = rest.get(offset..offset + HEADER) else {
             break;
         };
+        if head[3..11] == [0u8; 8] {
+            offset += 8;
+            continue;
+        }
+        offset += 1;
+        let offset = offset - 1;
         // Cheap filters first: the start mark, a plausible length and LSN.
         if head[3] & 0x80 == 0 {
             continue;

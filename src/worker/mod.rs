@@ -53,6 +53,7 @@ pub struct WorkerConfig {
     shutdown_timeout: Duration,
     jitter: Option<Jitter>,
     observer: Option<Observer>,
+    durable_attempts: bool,
 }
 
 impl Default for WorkerConfig {
@@ -76,6 +77,7 @@ impl Default for WorkerConfig {
             shutdown_timeout: Duration::from_secs(30),
             jitter: None,
             observer: None,
+            durable_attempts: false,
         }
     }
 }
@@ -172,6 +174,27 @@ impl WorkerConfig {
     /// ```
     pub fn shutdown_timeout(mut self, limit: Duration) -> Self {
         self.shutdown_timeout = limit;
+        self
+    }
+
+    /// Records each attempt on disk *before* its handler runs, as a failure
+    /// ("the attempt did not finish"), which the handler's real outcome then
+    /// replaces. For handlers that can take the process down (an abort, the
+    /// OOM killer, a crash in foreign code): without it such an event runs
+    /// again after every restart with the same attempt number, forever; with
+    /// it, each crash uses up one attempt, and the event becomes a dead letter
+    /// after the backoff's last one. Off by default: it costs one more
+    /// group-committed log write per batch of events handed out (see the
+    /// drain benchmark in the README), and while an event on its last attempt
+    /// runs it already reads as a dead letter.
+    ///
+    /// ```
+    /// # use webhook_inbox::WorkerConfig;
+    /// let config = WorkerConfig::default().durable_attempts(true);
+    /// # let _ = config;
+    /// ```
+    pub fn durable_attempts(mut self, on: bool) -> Self {
+        self.durable_attempts = on;
         self
     }
 
@@ -483,7 +506,7 @@ impl Worker {
     }
 
     /// Whether the worker still runs. It stops by itself only when its store
-    /// is closed or poisoned, or a thread could not start; [`Worker::shutdown`]
+    /// is closed, or a thread could not start; [`Worker::shutdown`]
     /// then says why.
     ///
     /// ```

@@ -94,6 +94,9 @@ pub(super) struct Scheduler {
     keys: Keys,
     in_flight: usize,
     last_store_error: Option<String>,
+    /// Jobs whose attempt is to be recorded before they run
+    /// ([`WorkerConfig::durable_attempts`]).
+    outbox: Vec<Job>,
 }
 
 impl Scheduler {
@@ -129,6 +132,7 @@ impl Scheduler {
             keys: Keys::default(),
             in_flight: 0,
             last_store_error: None,
+            outbox: Vec::new(),
         }
     }
 
@@ -169,9 +173,9 @@ impl Scheduler {
     fn serve(&mut self, wake: &Receiver<()>) -> Result<(), WorkerError> {
         while !self.stop.load(Ordering::SeqCst) {
             self.settle();
-            match self.fill() {
+            match self.fill().and_then(|()| self.flush_outbox()) {
                 Ok(()) => {}
-                Err(e @ (StoreError::Closed | StoreError::Poisoned(_))) => return Err(e.into()),
+                Err(e @ StoreError::Closed) => return Err(e.into()),
                 // A passing failure (a full disk): try again shortly.
                 Err(e) => self.store_failed(&e),
             }
@@ -278,7 +282,52 @@ impl Scheduler {
             .store(self.in_flight as u64, Ordering::Relaxed);
     }
 
+    /// Hands a job to the handler threads — after recording its attempt, when
+    /// attempts are durable (see [`Self::flush_outbox`]).
     fn send(&mut self, job: Job) {
+        if self.config.durable_attempts {
+            self.outbox.push(job);
+        } else {
+            self.dispatch(job);
+        }
+    }
+
+    /// Records the attempt of every job waiting in the outbox as a failure
+    /// that did not finish (one log write), then hands them out. The job keeps
+    /// the progress it had, so its real outcome replaces the placeholder. On
+    /// a store error they stay in the outbox, claimed, for the next round.
+    fn flush_outbox(&mut self) -> Result<(), StoreError> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        let now_ms = unix_millis(self.inbox.inner().clock.now());
+        let unfinished = HandlerError::retry(
+            "the attempt did not finish: the process stopped while the handler ran",
+        );
+        let jobs = std::mem::take(&mut self.outbox);
+        let mut changes = Vec::with_capacity(jobs.len());
+        let mut standings = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            let (progress, _) = self.failed(job, &unfinished, now_ms);
+            standings.push(Standing::of(Some(&progress)));
+            changes.push(Change::Progress {
+                seq: job.seq,
+                was: job.was,
+                progress,
+            });
+        }
+        if let Err(e) = self.store().record(&changes) {
+            self.outbox = jobs;
+            return Err(e);
+        }
+        for (mut job, standing) in jobs.into_iter().zip(standings) {
+            job.was = standing;
+            self.dispatch(job);
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, job: Job) {
         if let Some(jobs) = &self.jobs
             && jobs.send(job).is_ok()
         {
@@ -378,7 +427,7 @@ impl Scheduler {
                     }
                 }
                 return match e {
-                    StoreError::Closed | StoreError::Poisoned(_) => Err(e.into()),
+                    StoreError::Closed => Err(e.into()),
                     _ => {
                         self.store_failed(&e);
                         Ok(())
@@ -450,6 +499,18 @@ impl Scheduler {
             Dispatch::Ran(Err(e)) => e,
             Dispatch::Panicked(what) => HandlerError::retry(format!("{PANICKED}{what}")),
         };
+        let (progress, report) = self.failed(job, &error, now_ms);
+        let change = Change::Progress {
+            seq: job.seq,
+            was: job.was,
+            progress,
+        };
+        (Some(change), report)
+    }
+
+    /// The progress and report of a job whose attempt failed with `error`:
+    /// the next attempt by the backoff, or a dead letter.
+    fn failed(&mut self, job: &Job, error: &HandlerError, now_ms: i64) -> (Progress, Report) {
         let attempt = job.event.attempt();
         let backoff = self
             .backoffs
@@ -493,12 +554,7 @@ impl Scheduler {
                 }
             }
         };
-        let change = Change::Progress {
-            seq: job.seq,
-            was: job.was,
-            progress,
-        };
-        (Some(change), report)
+        (progress, report)
     }
 
     /// A store failure the worker outlives (a full disk, an unreadable

@@ -17,7 +17,9 @@ use std::io::Write;
 use std::process::Command;
 
 use common::{SECRET, TempDir, bluum_body, bluum_headers};
-use webhook_inbox::{Event, Inbox, Ingested, Report, Router, Scheme, Verifier, Worker, WorkerConfig};
+use webhook_inbox::{
+    Event, Inbox, Ingested, Report, Router, Scheme, Verifier, Worker, WorkerConfig,
+};
 
 const CHILD_ENV: &str = "WEBHOOK_INBOX_FSYNC_CHILD";
 

@@ -28,12 +28,20 @@ pub(crate) const KIND_CARRY: u8 = 4;
 pub(crate) const KIND_MARKER: u8 = 5;
 
 /// A `carry` payload: `[kind][seq BE][event value len u32 LE][event value][progress value, or nothing]`.
-pub(crate) fn carry_payload(seq: u64, event_value: &[u8], progress_value: Option<&[u8]>) -> Vec<u8> {
+pub(crate) fn carry_payload(
+    seq: u64,
+    event_value: &[u8],
+    progress_value: Option<&[u8]>,
+) -> Vec<u8> {
     let progress = progress_value.unwrap_or_default();
     let mut out = Vec::with_capacity(1 + 8 + 4 + event_value.len() + progress.len());
     out.push(KIND_CARRY);
     out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(&u32::try_from(event_value.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(event_value.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     out.extend_from_slice(event_value);
     out.extend_from_slice(progress);
     out
@@ -147,7 +155,10 @@ mod tests {
         let progress = progress.split_off(9);
         let payload = carry_payload(3, &event, Some(&progress));
         let c = split_carry(&payload[1..]).unwrap();
-        assert_eq!((c.seq, c.event_value, c.progress_value), (3, &event[..], Some(&progress[..])));
+        assert_eq!(
+            (c.seq, c.event_value, c.progress_value),
+            (3, &event[..], Some(&progress[..]))
+        );
         let none = carry_payload(4, &event, None);
         assert!(split_carry(&none[1..]).unwrap().progress_value.is_none());
         assert!(split_carry(&payload[1..payload.len() - progress.len() - 3]).is_err());

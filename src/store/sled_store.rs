@@ -60,6 +60,8 @@ const COMPACT_EVERY: Duration = Duration::from_secs(30);
 const GC_STEP: usize = 64;
 /// How long the applier waits before trying a batch sled refused again.
 const APPLY_RETRY: Duration = Duration::from_millis(100);
+/// After this many refusals in a row sled is rebuilt from the log.
+const REINDEX_AFTER: u32 = 5;
 
 /// Settings of a sled store.
 #[derive(Clone)]
@@ -75,6 +77,12 @@ pub(crate) struct Settings {
 pub(crate) struct SledStore {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// An open sled database and its trees.
+struct Index {
+    db: sled::Db,
+    trees: Trees,
 }
 
 struct Trees {
@@ -191,8 +199,9 @@ struct Shared {
     /// reads the state it carries forward: no carried state is older than a
     /// change logged before it.
     changes: Mutex<()>,
-    db: sled::Db,
-    trees: Trees,
+    /// sled and its trees; swapped for a rebuilt one when sled fails for
+    /// good (`None` while that happens).
+    index: std::sync::RwLock<Option<Arc<Index>>>,
     core: Mutex<Core>,
     /// Waiters by the parity of the flush that makes them durable.
     durable: [Condvar; 2],
@@ -211,7 +220,7 @@ struct Shared {
     stop: AtomicBool,
     /// Test seam: the applier treats the next batch as refused by sled.
     #[cfg(test)]
-    fail_next_apply: AtomicBool,
+    fail_next_apply: std::sync::atomic::AtomicU32,
     /// Test seam: the next log write fails as if the disk were full.
     #[cfg(test)]
     fail_next_write: AtomicBool,
@@ -492,6 +501,7 @@ fn rebuild(
     settings: &Settings,
     segments: &[PathBuf],
     last: u64,
+    keep: &dyn Fn(u64) -> bool,
 ) -> Result<(sled::Db, Trees), OpenFailure> {
     let sled_dir = dir.join("sled");
     match std::fs::remove_dir_all(&sled_dir) {
@@ -503,6 +513,9 @@ fn rebuild(
     let (db, trees) = open_sled(&sled_dir, settings)?;
     let mut chunk = Vec::with_capacity(1024);
     let replayed = wal::replay(segments, &mut |r| {
+        if !keep(r.lsn) {
+            return Ok(());
+        }
         let applied = Applied::recovered(r.lsn, r.payload)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         chunk.push(applied);
@@ -558,7 +571,7 @@ impl SledStore {
         let (db, trees, counts) = match trusted {
             Some(opened) => opened,
             None => {
-                let (db, trees) = rebuild(dir, &settings, &segments, last)?;
+                let (db, trees) = rebuild(dir, &settings, &segments, last, &|_| true)?;
                 let counts = count_trees(&trees);
                 (db, trees, counts)
             }
@@ -574,8 +587,7 @@ impl SledStore {
             path: dir.to_owned(),
             _lock: lock_file,
             changes: Mutex::new(()),
-            db,
-            trees,
+            index: std::sync::RwLock::new(Some(Arc::new(Index { db, trees }))),
             core: Mutex::new(Core {
                 next_lsn: last + 1,
                 durable_lsn: last,
@@ -595,7 +607,7 @@ impl SledStore {
             worker: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             #[cfg(test)]
-            fail_next_apply: AtomicBool::new(false),
+            fail_next_apply: std::sync::atomic::AtomicU32::new(0),
             #[cfg(test)]
             fail_next_write: AtomicBool::new(false),
         });
@@ -627,7 +639,10 @@ impl Drop for SledStore {
 
 impl Store for SledStore {
     fn disk_bytes(&self) -> u64 {
-        let sled_bytes = self.shared.db.size_on_disk().unwrap_or(0);
+        let sled_bytes = self
+            .shared
+            .index()
+            .map_or(0, |index| index.db.size_on_disk().unwrap_or(0));
         sled_bytes + lock(&self.shared.wal).disk_bytes()
     }
 
@@ -637,7 +652,8 @@ impl Store for SledStore {
 
     fn oldest_pending(&self) -> Result<Option<SystemTime>, StoreError> {
         self.shared.open()?;
-        let trees = &self.shared.trees;
+        let index = self.shared.index()?;
+        let trees = &index.trees;
         // Events are kept in acceptance order; the first one that is not a
         // dead letter is the oldest pending. Both trees are keyed by seq, so
         // they are walked side by side (past the dead letters older than it:
@@ -700,8 +716,12 @@ impl Store for SledStore {
         }
         // sled is complete up to the log's end: make every file of it durable,
         // then say so with the clean file, which the next open trusts.
-        shared.trees.meta.insert(b"applied_lsn", &applied.to_be_bytes())?;
-        shared.db.flush()?;
+        let index = shared.index()?;
+        index
+            .trees
+            .meta
+            .insert(b"applied_lsn", &applied.to_be_bytes())?;
+        index.db.flush()?;
         sync_tree(&shared.path.join("sled"))?;
         write_clean(
             &shared.path,
@@ -866,7 +886,8 @@ impl Store for SledStore {
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
         self.shared.open()?;
-        let trees = &self.shared.trees;
+        let index = self.shared.index()?;
+        let trees = &index.trees;
         let mut out = Vec::new();
         let Some(from) = after.checked_add(1) else {
             return Ok(out);
@@ -892,6 +913,7 @@ impl Store for SledStore {
         let mut out = Vec::new();
         for item in self
             .shared
+            .index()?
             .trees
             .due
             .range(..=record::due_key(until_ms, u64::MAX))
@@ -921,7 +943,7 @@ impl Store for SledStore {
     }
 
     fn next_due(&self, skip: &dyn Fn(u64) -> bool) -> Result<Option<i64>, StoreError> {
-        for item in self.shared.trees.due.iter() {
+        for item in self.shared.index()?.trees.due.iter() {
             let (key, _) = item?;
             if let (Some(seq), Some(at)) = (record::due_seq(&key), record::due_at(&key))
                 && !skip(seq)
@@ -937,7 +959,7 @@ impl Store for SledStore {
         let Some(from) = after.checked_add(1) else {
             return Ok(out);
         };
-        for item in self.shared.trees.dead.range(from.to_be_bytes()..) {
+        for item in self.shared.index()?.trees.dead.range(from.to_be_bytes()..) {
             if out.len() >= limit {
                 break;
             }
@@ -952,7 +974,7 @@ impl Store for SledStore {
     }
 
     fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError> {
-        let Some(value) = self.shared.trees.events.get(seq.to_be_bytes())? else {
+        let Some(value) = self.shared.index()?.trees.events.get(seq.to_be_bytes())? else {
             return Ok(None);
         };
         Ok(Some(Stored {
@@ -965,7 +987,7 @@ impl Store for SledStore {
     fn find(&self, id: &str) -> Result<Vec<u64>, StoreError> {
         // Dedup keys are `source NUL id`: visit each source once, jumping
         // past it, and look the id up under it.
-        let dedup = &self.shared.trees.dedup;
+        let dedup = &self.shared.index()?.trees.dedup;
         let mut seqs = Vec::new();
         let mut from: Vec<u8> = Vec::new();
         while let Some(item) = dedup.range(from.as_slice()..).next() {
@@ -1185,8 +1207,61 @@ impl Shared {
         Ok(())
     }
 
+    /// The current index, or an error while it is being rebuilt.
+    fn index(&self) -> Result<Arc<Index>, StoreError> {
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                StoreError::Io(std::io::Error::other(
+                    "the store's index is being rebuilt from its log",
+                ))
+            })
+    }
+
+    /// Deletes sled and builds it again from the log, in place, while the
+    /// store is open: sled 0.34 keeps failing every write once one failed (a
+    /// full disk), so healing means a new sled. Everything durable in the log
+    /// is replayed; the log is not written meanwhile. Readers get an error
+    /// until it is done.
+    fn reindex(&self) -> Result<(), OpenFailure> {
+        let wal = lock(&self.wal);
+        let (durable, failed) = {
+            let core = lock(&self.core);
+            (core.durable_lsn, core.failed.clone())
+        };
+        let old = self
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(old) = old {
+            // Readers hold it for a moment at most; then sled's files close.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(old);
+        }
+        let keep = |lsn: u64| lsn <= durable && !failed.iter().any(|r| (r.0..=r.1).contains(&lsn));
+        let (db, trees) = rebuild(&self.path, &self.settings, &wal.segments(), durable, &keep)?;
+        let counts = count_trees(&trees);
+        self.pending.store(counts.pending, Ordering::SeqCst);
+        self.retrying.store(counts.retrying, Ordering::SeqCst);
+        self.dead.store(counts.dead, Ordering::SeqCst);
+        self.markers.store(counts.markers, Ordering::SeqCst);
+        *self
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Arc::new(Index { db, trees }));
+        Ok(())
+    }
+
     fn progress_of(&self, seq: u64) -> Result<Option<Progress>, StoreError> {
-        self.trees
+        self.index()?
+            .trees
             .progress
             .get(seq.to_be_bytes())?
             .map(|v| record::decode_progress(&v))
@@ -1209,6 +1284,7 @@ impl Shared {
     /// The seq under which `key` is stored in sled, if it is.
     fn stored_seq(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
         Ok(self
+            .index()?
             .trees
             .dedup
             .get(key)?
@@ -1343,15 +1419,12 @@ impl Shared {
 
     fn apply_loop(&self, batches: &Receiver<Option<Vec<Applied>>>) {
         while let Ok(Some(batch)) = batches.recv() {
+            let mut failures = 0u32;
             let applied = loop {
-                #[cfg(test)]
-                let result = if self.fail_next_apply.swap(false, Ordering::SeqCst) {
-                    Err(sled::Error::Unsupported("injected failure".into()))
-                } else {
-                    apply_batch(&self.trees, &batch, false)
+                let result = match self.index() {
+                    Ok(index) => self.apply(&index.trees, &batch),
+                    Err(e) => Err(sled::Error::Unsupported(e.to_string())),
                 };
-                #[cfg(not(test))]
-                let result = apply_batch(&self.trees, &batch, false);
                 match result {
                     Ok(n) => {
                         lock(&self.core).degraded = None;
@@ -1360,14 +1433,19 @@ impl Shared {
                     Err(e) => {
                         // sled refused the write (a full disk, say). The batch is
                         // safe in the log; new events are refused (503) while
-                        // the same batch is tried again (applying is idempotent),
-                        // so the store heals by itself once sled takes it.
+                        // the same batch is tried again (applying is idempotent).
+                        // sled keeps refusing once it failed, so after a few
+                        // tries it is rebuilt from the log, until that works.
                         lock(&self.core).degraded =
                             Some(format!("the store's index refused a write: {e}"));
                         if self.stop.load(Ordering::SeqCst) {
                             return;
                         }
                         std::thread::sleep(APPLY_RETRY);
+                        failures += 1;
+                        if failures % REINDEX_AFTER == 0 {
+                            let _ = self.reindex();
+                        }
                     }
                 }
             };
@@ -1381,6 +1459,19 @@ impl Shared {
                 let _ = tx.try_send(());
             }
         }
+    }
+
+    /// Applies a batch at run time (a test may make sled refuse it once).
+    fn apply(&self, trees: &Trees, batch: &[Applied]) -> sled::Result<u64> {
+        #[cfg(test)]
+        if self
+            .fail_next_apply
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(sled::Error::Unsupported("injected failure".into()));
+        }
+        apply_batch(trees, batch, false)
     }
 
     fn background_loop(&self) {
@@ -1408,7 +1499,9 @@ impl Shared {
             }
             if since_flush >= SLED_FLUSH_EVERY {
                 since_flush = Duration::ZERO;
-                let _ = self.db.flush();
+                if let Ok(index) = self.index() {
+                    let _ = index.db.flush();
+                }
             }
             // Look at the oldest sealed segment when a segment was sealed since
             // the last look, and every so often (the backlog may have drained).
@@ -1416,7 +1509,8 @@ impl Shared {
             if sealed > 0 && (sealed > sealed_seen || since_compact >= COMPACT_EVERY) {
                 since_compact = Duration::ZERO;
                 // Several in a row while they are mostly garbage.
-                while !self.stop.load(Ordering::SeqCst) && matches!(self.compact(false), Ok(true)) {}
+                while !self.stop.load(Ordering::SeqCst) && matches!(self.compact(false), Ok(true)) {
+                }
             }
             sealed_seen = lock(&self.wal).sealed_count();
             let _ = self.collect_step(self.settings.clock.now());
@@ -1440,7 +1534,8 @@ impl Shared {
         let used: usize = records.iter().map(|r| r.payload.len() + 16).sum();
         let changing = lock(&self.changes);
         self.sync_applied()?;
-        let trees = &self.trees;
+        let index = self.index()?;
+        let trees = &index.trees;
         let mut seen = HashSet::new();
         let mut carried: Vec<Vec<u8>> = Vec::new();
         for r in &records {
@@ -1506,21 +1601,23 @@ impl Shared {
         let cutoff = now_ms.saturating_sub(retention);
         let (mut batches, mut removed) = (0, 0);
         let upto = record::expiry_key(cutoff, 0);
-        for item in self.trees.expiry.range(..upto).take(GC_STEP) {
+        let index = self.index()?;
+        let trees = &index.trees;
+        for item in trees.expiry.range(..upto).take(GC_STEP) {
             batches += 1;
             let (key, keys) = item?;
             let mut kept = Vec::new();
             for dedup_key in record::decode_keys(&keys).map_err(StoreError::Corrupt)? {
-                let stored = match self.trees.dedup.get(&dedup_key)? {
+                let stored = match trees.dedup.get(&dedup_key)? {
                     Some(value) => record::dedup_seq(&value)
-                        .map(|seq| self.trees.events.contains_key(seq.to_be_bytes()))
+                        .map(|seq| trees.events.contains_key(seq.to_be_bytes()))
                         .transpose()?
                         .unwrap_or(false),
                     None => continue,
                 };
                 if stored {
                     kept.push(dedup_key);
-                } else if self.trees.dedup.remove(dedup_key)?.is_some() {
+                } else if trees.dedup.remove(dedup_key)?.is_some() {
                     self.markers.fetch_sub(1, Ordering::SeqCst);
                     removed += 1;
                 }
@@ -1528,18 +1625,14 @@ impl Shared {
             if let Some(first) = kept.first() {
                 // Written before the old entry goes: a crash in between leaves
                 // a harmless second entry, never a marker no entry points to.
-                let seq = self
-                    .trees
-                    .dedup
-                    .get(first)?
-                    .and_then(|v| record::dedup_seq(&v));
+                let seq = trees.dedup.get(first)?.and_then(|v| record::dedup_seq(&v));
                 let keys: Vec<&[u8]> = kept.iter().map(Vec::as_slice).collect();
-                self.trees.expiry.insert(
+                trees.expiry.insert(
                     record::expiry_key(now_ms, seq.unwrap_or(0)),
                     record::encode_keys(&keys),
                 )?;
             }
-            self.trees.expiry.remove(&key)?;
+            trees.expiry.remove(&key)?;
         }
         Ok((batches, removed))
     }
@@ -1602,7 +1695,7 @@ mod tests {
         let dir = temp("apply-fail");
         {
             let store = SledStore::open(&dir, settings(), true).ok().unwrap();
-            store.shared.fail_next_apply.store(true, Ordering::SeqCst);
+            store.shared.fail_next_apply.store(1, Ordering::SeqCst);
             assert_eq!(
                 store.insert(event("evt_1")).unwrap(),
                 Insert::Accepted { seq: 1 }
@@ -1623,6 +1716,44 @@ mod tests {
         }
         let store = SledStore::open(&dir, settings(), true).ok().unwrap();
         assert_eq!(store.counts().pending, 2);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// sled refusing write after write is rebuilt from the log while the
+    /// store stays open; nothing is lost and the store takes events again.
+    #[test]
+    fn a_sled_that_keeps_refusing_is_rebuilt_in_place() {
+        let dir = temp("reindex");
+        let store = SledStore::open(&dir, settings(), true).ok().unwrap();
+        populate(&store);
+        store
+            .shared
+            .fail_next_apply
+            .store(REINDEX_AFTER + 2, Ordering::SeqCst);
+        assert!(matches!(
+            store.insert(event("during")),
+            Ok(Insert::Accepted { .. })
+        ));
+        wait_for("the applier fails", || {
+            lock(&store.shared.core).degraded.is_some()
+        });
+        assert!(
+            matches!(store.insert(event("refused")), Err(StoreError::Io(_))),
+            "degraded: new events get 503"
+        );
+        wait_for("healed", || {
+            lock(&store.shared.core).degraded.is_none()
+                && store.shared.fail_next_apply.load(Ordering::SeqCst) == 0
+                && store.shared.index().is_ok()
+        });
+        store.sync_applied().unwrap();
+        assert!(matches!(
+            store.insert(event("during")),
+            Ok(Insert::Duplicate { .. })
+        ));
+        let c = store.counts();
+        assert_eq!((c.pending, c.retrying, c.dead, c.markers), (3, 1, 1, 5));
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1667,7 +1798,11 @@ mod tests {
             .collect();
         assert_eq!(
             standings,
-            [(1, Standing::Fresh), (2, Standing::Retrying), (3, Standing::Dead)]
+            [
+                (1, Standing::Fresh),
+                (2, Standing::Retrying),
+                (3, Standing::Dead)
+            ]
         );
         assert_eq!(store.due(i64::MAX, 10, &|_| false).unwrap().len(), 1);
         assert_eq!(store.dead_after(0, 10).unwrap().len(), 1);
@@ -1680,7 +1815,10 @@ mod tests {
         }
         let c = store.counts();
         assert_eq!((c.pending, c.retrying, c.dead, c.markers), (2, 1, 1, 4));
-        assert!(matches!(store.insert(event("new")), Ok(Insert::Accepted { .. })));
+        assert!(matches!(
+            store.insert(event("new")),
+            Ok(Insert::Accepted { .. })
+        ));
     }
 
     /// sled is an index: lost, damaged or untrusted (no clean close), it is
@@ -1741,12 +1879,22 @@ mod tests {
             store.sync_applied().unwrap();
             for i in 0..50 {
                 let key = record::dedup_key("test", &format!("gone_{i}"));
-                store.shared.trees.dedup.remove(key).unwrap();
+                store
+                    .shared
+                    .index()
+                    .unwrap()
+                    .trees
+                    .dedup
+                    .remove(key)
+                    .unwrap();
                 add(&store.shared.markers, -1);
             }
             lock(&store.shared.wal).seal_active().unwrap();
             let before = lock(&store.shared.wal).oldest_sealed().unwrap();
-            assert!(store.shared.compact(false).unwrap(), "mostly garbage: compacted");
+            assert!(
+                store.shared.compact(false).unwrap(),
+                "mostly garbage: compacted"
+            );
             assert!(!before.exists(), "the old segment is gone");
             assert_eq!(lock(&store.shared.wal).sealed_count(), 0);
             store.close().unwrap();
@@ -1776,7 +1924,9 @@ mod tests {
     fn the_store_is_private_and_locked() {
         use std::os::unix::fs::PermissionsExt;
         let dir = temp("private");
-        let store = SledStore::open(&dir.join("inbox"), settings(), true).ok().unwrap();
+        let store = SledStore::open(&dir.join("inbox"), settings(), true)
+            .ok()
+            .unwrap();
         assert!(matches!(
             SledStore::open(&dir.join("inbox"), settings(), true),
             Err(OpenFailure::InUse)

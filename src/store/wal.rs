@@ -80,7 +80,11 @@ pub(crate) fn encode_frame(
 pub(crate) fn mark_batch_start(frames: &mut [u8], start: bool) {
     if let Some(word) = frames.first_chunk_mut::<4>() {
         let len = u32::from_le_bytes(*word);
-        let len = if start { len | BATCH_START } else { len & !BATCH_START };
+        let len = if start {
+            len | BATCH_START
+        } else {
+            len & !BATCH_START
+        };
         *word = len.to_le_bytes();
     }
 }
@@ -212,8 +216,7 @@ pub(crate) fn open(dir: &Path) -> io::Result<(WalWriter, Vec<PathBuf>)> {
         sealed,
         suspect_from: None,
     };
-    let mut all = writer.sealed.clone();
-    all.push(writer.path.clone());
+    let all = writer.segments();
     Ok((writer, all))
 }
 
@@ -488,6 +491,13 @@ impl WalWriter {
         self.sealed.first().cloned()
     }
 
+    /// Every segment, oldest first (the active one last).
+    pub(crate) fn segments(&self) -> Vec<PathBuf> {
+        let mut all = self.sealed.clone();
+        all.push(self.path.clone());
+        all
+    }
+
     /// How many segments are sealed.
     pub(crate) fn sealed_count(&self) -> usize {
         self.sealed.len()
@@ -668,7 +678,10 @@ mod tests {
         let (_, segments) = open(&dir).unwrap();
         let err = all(&segments).expect_err("a damaged sealed segment must not replay");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(read_sealed(&first).err().map(|e| e.kind()), Some(io::ErrorKind::InvalidData));
+        assert_eq!(
+            read_sealed(&first).err().map(|e| e.kind()),
+            Some(io::ErrorKind::InvalidData)
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -441,6 +441,9 @@ fn raw_uuid_ids_are_refused_with_400_as_bluums_conventions_say() {
     );
 }
 
+/// What is wrong, who asks, the method, the path under `/v1`, the body.
+type Probe<'a> = (&'a str, Auth<'a>, &'a str, String, Option<&'a [u8]>);
+
 /// Every error the emulator can be made to send from outside (all but the
 /// 500 of a failing disk): its code is `BLUM-{status}-NNN` with the status it
 /// was sent with, and docs/BLUUM_API.md lists it.
@@ -455,7 +458,7 @@ fn every_error_code_carries_its_status_and_is_documented() {
 
     let tenant = Auth::Tenant;
     let investor = Auth::Investor;
-    let requests: Vec<(&str, Auth<'_>, &str, String, Option<&[u8]>)> = vec![
+    let requests: Vec<Probe<'_>> = vec![
         (
             "no Authorization",
             Auth::None,

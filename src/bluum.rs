@@ -1,5 +1,13 @@
 //! Bluum's webhook catalog: the event names it documents, its envelope, and
-//! serde types for the payloads it documents.
+//! serde types for the order and deposit payloads.
+//!
+//! What is Bluum's and what is assumed (docs/BLUUM_API.md has the pages):
+//! the event names are Bluum's; the envelope's `event` and `data` are read by
+//! Bluum's own example handler, its `timestamp` is assumed; the payloads'
+//! field names ([`Order`], [`Deposit`]) are taken from Bluum's REST order and
+//! deposit records, not from a webhook example — an assumption, which is why
+//! every type here ignores fields it does not know and keeps optional what
+//! may be absent.
 //!
 //! Every delivery is `{"event": NAME, "timestamp": RFC 3339, "data": {…}}`.
 //! Decimal amounts (quantities, prices, money) are JSON strings, and stay
@@ -180,7 +188,9 @@ impl fmt::Display for Side {
     }
 }
 
-/// The payload of the `order.*` events: Bluum's order resource.
+/// The payload of the `order.*` events, assumed to be Bluum's order
+/// resource: the field names come from Bluum's REST order record, not from a
+/// webhook example (docs/BLUUM_API.md).
 ///
 /// `status` stays a string (Bluum's vocabulary: `pending`, `filled`,
 /// `partial`, `cancelled`, `failed`, …) so a new status never fails a
@@ -226,7 +236,11 @@ pub struct Order {
     pub failure_reason: Option<String>,
 }
 
-/// The payload of the `transfer.deposit.*` events: Bluum's deposit record.
+/// The payload of the `transfer.deposit.*` events, assumed to be Bluum's
+/// deposit record: the field names (`deposit_id`, `account_id`, `amount`, …)
+/// come from Bluum's REST deposit record, not from a webhook example
+/// (docs/BLUUM_API.md). If your deliveries differ, read `data` as a
+/// [`serde_json::Value`].
 ///
 /// ```
 /// use webhook_inbox::bluum::Deposit;

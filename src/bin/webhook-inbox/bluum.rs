@@ -76,9 +76,10 @@ pub struct EventTypesArgs {
 pub struct CreateArgs {
     #[command(flatten)]
     api: Api,
-    /// The webhook's name.
+    /// The webhook's name (optional: Bluum's webhooks guide registers
+    /// webhooks without one, though its API reference lists it as required).
     #[arg(long, value_name = "NAME")]
-    name: String,
+    name: Option<String>,
     /// Where deliveries are POSTed (`https://…`, or `http://…`).
     #[arg(long, value_name = "URL")]
     url: String,
@@ -201,7 +202,10 @@ fn run_with(command: Command, env: &dyn Fn(&str) -> Option<String>) -> Result<()
             }
         }
         Command::Webhooks(Webhooks::Create(args)) => {
-            let mut new = NewWebhook::new(args.name, args.url, args.event_types);
+            let mut new = match args.name {
+                Some(name) => NewWebhook::new(name, args.url, args.event_types),
+                None => NewWebhook::without_name(args.url, args.event_types),
+            };
             if let Some(description) = args.description {
                 new = new.description(description);
             }
@@ -308,7 +312,8 @@ pub fn env(name: &str) -> Option<String> {
     std::env::var_os(name).and_then(|v| v.into_string().ok())
 }
 
-/// Refusals (4xx) exit 1; an unreachable or misbehaving API exits 2.
+/// Refusals (4xx) exit 1; an unreachable or misbehaving API exits 2, and so
+/// does a 429 (try again later: the message says when).
 fn failure(err: ClientError) -> Failure {
     let message = common::clean(&err.to_string()).into_owned();
     match err {
@@ -383,7 +388,9 @@ fn webhook_text(hook: &Webhook) -> String {
         let _ = writeln!(out, "{:<13}{value}", format!("{name}:"));
     };
     field("id", &common::clean(&hook.id));
-    field("name", &common::clean(&hook.name));
+    if let Some(name) = &hook.name {
+        field("name", &common::clean(name));
+    }
     field("url", &common::clean(&hook.url));
     field("status", &hook.status.to_string());
     field(
@@ -418,7 +425,9 @@ fn webhooks_table(hooks: &[Webhook]) -> String {
         table.push(vec![
             common::clean(&hook.id).into_owned(),
             hook.status.to_string(),
-            common::truncate(&hook.name, 40),
+            hook.name
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |n| common::truncate(n, 40)),
             common::truncate(&hook.url, 60),
             common::truncate(&hook.event_type_names.join(","), 60),
         ]);
@@ -519,7 +528,7 @@ mod tests {
                 message: "m".into(),
             },
             ClientError::Api {
-                status: 429,
+                status: 422,
                 code: String::new(),
                 message: "m".into(),
             },
@@ -535,6 +544,11 @@ mod tests {
                 code: String::new(),
                 message: "m".into(),
             },
+            ClientError::RateLimited {
+                retry_after: Some(std::time::Duration::from_secs(3)),
+                code: "BLUM-429-001".into(),
+                message: "m".into(),
+            },
         ];
         for err in unavailable {
             assert!(matches!(failure(err), Failure::Unavailable(_)));
@@ -544,6 +558,20 @@ mod tests {
     #[test]
     fn create_needs_an_event_type_and_update_needs_a_change() {
         assert!(parse(&["webhooks", "create", "--name", "n", "--url", "http://x/"]).is_err());
+        // The name is optional, as in Bluum's webhooks guide.
+        let command = parse(&[
+            "webhooks",
+            "create",
+            "--url",
+            "http://x/",
+            "--event-type",
+            "order.filled",
+        ])
+        .unwrap();
+        let Command::Webhooks(Webhooks::Create(args)) = command else {
+            panic!("{command:?}");
+        };
+        assert_eq!(args.name, None);
         assert!(parse(&["webhooks", "update", "wh_1"]).is_err());
         let command = parse(&[
             "webhooks",
@@ -598,5 +626,24 @@ mod tests {
         assert_eq!(webhook_json(&hook)["status"], "active");
         let table = webhooks_table(&[hook]);
         assert!(table.contains("wh_1") && !table.contains("whsec_abc"));
+    }
+
+    #[test]
+    fn a_webhook_without_a_name_prints_without_one() {
+        let hook: Webhook = serde_json::from_value(json!({
+            "id": "wh_5e6f7g8h9i0j1k2l", "object": "webhook",
+            "url": "https://your-app.com/webhooks/bluum",
+            "event_type_names": ["order.filled"], "status": "active",
+            "created_at": "2026-07-01T15:10:00Z"
+        }))
+        .unwrap();
+        assert!(!webhook_text(&hook).contains("name:"));
+        assert_eq!(webhook_json(&hook)["name"], serde_json::Value::Null);
+        let table = webhooks_table(&[hook]);
+        let row = table.lines().nth(1).unwrap();
+        assert!(
+            row.contains("wh_5e6f7g8h9i0j1k2l") && row.contains(" - "),
+            "{table}"
+        );
     }
 }

@@ -18,20 +18,24 @@
 //! # Ok::<(), webhook_inbox::bluum::client::ClientError>(())
 //! ```
 //!
-//! The [`Webhook`] and [`EventType`] types follow the flat shape written
-//! down in `docs/BLUUM_API.md` (`wh_` ids, snake_case fields such as
-//! `event_type_names`, list envelopes, `{"error": {…}}` errors); requests send
-//! `eventTypeNames`, the spelling every Bluum page agrees on. Authentication is
-//! HTTP Basic with a **tenant-wide** API key and its secret: webhook
-//! management is a tenant-level operation, and an investor-scoped key is
-//! refused with [`ClientError::InvestorScopedKey`].
+//! The [`Webhook`] and [`EventType`] types follow the flat shape of Bluum's
+//! webhooks guide, written down in `docs/BLUUM_API.md` (`wh_` ids,
+//! snake_case fields such as `event_type_names`, list envelopes); only the
+//! fields the guide's own answer shows are required. Requests send
+//! `eventTypeNames`: the webhooks guide says explicitly not to use `events`
+//! (two other Bluum guides do). Error answers are read in both shapes
+//! Bluum's pages show, nested `{"error": {…}}` and flat `{"code",
+//! "message"}`; a 429 becomes [`ClientError::RateLimited`] with its
+//! `Retry-After`. Authentication is HTTP Basic with a **tenant-wide** API
+//! key and its secret: webhook management is a tenant-level operation, and
+//! an investor-scoped key is refused with [`ClientError::InvestorScopedKey`].
 //!
 //! Every text the server sends back (error messages, non-JSON bodies) reaches
 //! a [`ClientError`] with its control characters escaped and its length
 //! capped, so printing an error cannot move an operator's cursor.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -212,7 +216,8 @@ impl Client {
     /// ```
     pub fn create_webhook(&self, webhook: &NewWebhook) -> Result<Webhook, ClientError> {
         let body = encode(webhook)?;
-        self.call(Method::Post, "/webhooks", Some(body))
+        let answer = self.send(Method::Post, "/webhooks", Some(body))?;
+        serde_json::from_slice(&answer.body).map_err(|e| created_but_unreadable(&answer, &e))
     }
 
     /// Every webhook, in creation order, without secrets (`GET /webhooks`,
@@ -349,6 +354,26 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<T, ClientError> {
+        let answer = self.send(method, path, body)?;
+        serde_json::from_slice(&answer.body).map_err(|e| {
+            ClientError::Decode(format!(
+                "{} {} answered {} with unexpected JSON ({e}): {}",
+                method.as_str(),
+                answer.url,
+                answer.status,
+                excerpt(&String::from_utf8_lossy(&answer.body), EXCERPT_CHARS)
+            ))
+        })
+    }
+
+    /// Sends one request: the 2xx answer's body, or the error answer as a
+    /// [`ClientError`].
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
         let url = self.url(path);
         let transport = |e: ureq::Error| {
             ClientError::Transport(format!("{} {url}: {}", method.as_str(), describe(&e)))
@@ -391,18 +416,24 @@ impl Client {
             .limit(MAX_BODY)
             .read_to_vec();
         if !(200..300).contains(&status) {
+            let wait = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| error::retry_after(v, SystemTime::now()));
             // An unreadable error body still says the status.
-            return Err(error_from_answer(status, &bytes.unwrap_or_default()));
+            return Err(error_from_answer(status, &bytes.unwrap_or_default(), wait));
         }
-        let bytes = bytes.map_err(transport)?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ClientError::Decode(format!(
-                "{} {url} answered {status} with unexpected JSON ({e}): {}",
-                method.as_str(),
-                excerpt(&String::from_utf8_lossy(&bytes), EXCERPT_CHARS)
-            ))
-        })
+        let body = bytes.map_err(transport)?;
+        Ok(Answer { url, status, body })
     }
+}
+
+/// A 2xx answer.
+struct Answer {
+    url: String,
+    status: u16,
+    body: Vec<u8>,
 }
 
 /// The agent every call of a client goes through: status codes are answers,
@@ -446,6 +477,28 @@ impl Method {
             Self::Delete => "DELETE",
         }
     }
+}
+
+/// A create that succeeded (2xx) but whose answer cannot be read: the
+/// webhook probably exists now, so the text says not to simply retry, names
+/// its id when the answer has one, and never quotes the body (it holds the
+/// signing secret).
+fn created_but_unreadable(answer: &Answer, err: &serde_json::Error) -> ClientError {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let id = serde_json::from_slice::<Id>(&answer.body)
+        .map(|i| format!(" as {}", excerpt(&i.id, 64)))
+        .unwrap_or_default();
+    ClientError::Decode(format!(
+        "POST {} answered {}: the webhook was probably created{id}, but the answer is not a \
+         webhook ({err}); do not retry blindly: list the webhooks, delete the one this call \
+         created and create it again to get its secret",
+        answer.url,
+        answer.status,
+        err = excerpt(&err.to_string(), EXCERPT_CHARS)
+    ))
 }
 
 /// `/webhooks/{id}`, or a refusal if the id could leave that path.
@@ -497,6 +550,53 @@ mod tests {
             error["param"] = json!(param);
         }
         serde_json::to_vec(&json!({ "error": error })).unwrap()
+    }
+
+    #[test]
+    fn fields_the_guide_does_not_show_are_optional_and_lenient() {
+        let guide: Webhook = serde_json::from_value(json!({
+            "id": "wh_5e6f7g8h9i0j1k2l", "object": "webhook",
+            "url": "https://your-app.com/webhooks/bluum",
+            "event_type_names": ["order.filled"], "status": "active",
+            "created_at": "2026-07-01T15:10:00Z"
+        }))
+        .unwrap();
+        assert_eq!(guide.name, None);
+        assert_eq!((guide.description, guide.updated_at), (None, None));
+        assert_eq!((guide.livemode, guide.secret), (None, None));
+        let odd: Webhook = serde_json::from_value(json!({
+            "id": "wh_1", "url": "http://x/", "status": "active", "created_at": "t",
+            "name": 42, "description": {"text": "d"}, "updated_at": 1_718_455_800,
+            "livemode": "no", "secret": "whsec_abc"
+        }))
+        .unwrap();
+        assert_eq!(
+            (odd.name, odd.description, odd.updated_at),
+            (None, None, None)
+        );
+        assert_eq!(odd.livemode, None);
+        assert!(odd.secret.is_some(), "the secret is still read");
+        // What the guide does show stays required.
+        for missing in ["id", "url", "status", "created_at"] {
+            let mut body = json!({"id": "wh_1", "url": "http://x/", "status": "active",
+                                  "created_at": "t"});
+            body.as_object_mut().unwrap().remove(missing);
+            assert!(
+                serde_json::from_value::<Webhook>(body).is_err(),
+                "{missing}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_webhook_can_be_created_without_a_name() {
+        let new = NewWebhook::without_name("http://127.0.0.1/h", ["order.*"]);
+        assert_eq!(
+            serde_json::to_value(&new).unwrap(),
+            json!({"url": "http://127.0.0.1/h", "eventTypeNames": ["order.*"]})
+        );
+        let named = NewWebhook::new("n", "http://127.0.0.1/h", ["order.*"]);
+        assert_eq!(serde_json::to_value(&named).unwrap()["name"], "n");
     }
 
     #[test]
@@ -614,7 +714,7 @@ mod tests {
 
     #[test]
     fn error_answers_map_to_variants() {
-        let err = error_from_answer(401, &error_body("BLUM-401-003", "bad secret", None));
+        let err = error_from_answer(401, &error_body("BLUM-401-003", "bad secret", None), None);
         assert_eq!(
             err,
             ClientError::Unauthorized {
@@ -622,7 +722,7 @@ mod tests {
                 message: "bad secret".into()
             }
         );
-        let err = error_from_answer(403, &error_body("BLUM-403-001", "investor key", None));
+        let err = error_from_answer(403, &error_body("BLUM-403-001", "investor key", None), None);
         assert_eq!(
             err,
             ClientError::InvestorScopedKey {
@@ -635,14 +735,14 @@ mod tests {
         assert!(err.to_string().contains("BLUM-403-001"));
         assert!(err.to_string().ends_with("(Bluum said: investor key)"));
         // A 403 that is not Bluum's JSON error is not blamed on the key.
-        let err = error_from_answer(403, b"<html>Forbidden</html>");
+        let err = error_from_answer(403, b"<html>Forbidden</html>", None);
         assert!(
             matches!(err, ClientError::Api { status: 403, .. }),
             "{err:?}"
         );
         for status in [400, 409, 413, 422] {
             let body = error_body("BLUM-400-004", "unknown event", Some("eventTypeNames"));
-            let err = error_from_answer(status, &body);
+            let err = error_from_answer(status, &body, None);
             assert_eq!(
                 err,
                 ClientError::Invalid {
@@ -654,9 +754,9 @@ mod tests {
             );
             assert!(err.to_string().contains("`eventTypeNames`"), "{err}");
         }
-        let err = error_from_answer(404, &error_body("BLUM-404-001", "no webhook", None));
+        let err = error_from_answer(404, &error_body("BLUM-404-001", "no webhook", None), None);
         assert!(matches!(err, ClientError::NotFound { ref code, .. } if code == "BLUM-404-001"));
-        let err = error_from_answer(500, &error_body("BLUM-500-001", "boom", None));
+        let err = error_from_answer(500, &error_body("BLUM-500-001", "boom", None), None);
         assert!(matches!(err, ClientError::Api { status: 500, .. }));
     }
 
@@ -760,7 +860,7 @@ mod tests {
         }
         // Through the mapping too: a 409 or 413 without a param.
         for (status, code) in [(409, "BLUM-409-001"), (413, "BLUM-400-008")] {
-            let err = error_from_answer(status, &error_body(code, "m", None));
+            let err = error_from_answer(status, &error_body(code, "m", None), None);
             assert_eq!(
                 err.to_string(),
                 format!("Bluum refused the request ({code}): m")
@@ -769,9 +869,137 @@ mod tests {
     }
 
     #[test]
+    fn flat_and_nested_errors_map_to_the_same_variants() {
+        let flat = |code: &str, param: Option<&str>| {
+            let mut body = json!({"code": code, "message": "m"});
+            if let Some(param) = param {
+                body["param"] = json!(param);
+            }
+            serde_json::to_vec(&body).unwrap()
+        };
+        let cases: [(u16, &str, Option<&str>); 6] = [
+            (401, "BLUM-401-001", None),
+            (403, "BLUM-403-001", None),
+            (404, "BLUM-404-001", None),
+            (400, "BLUM-400-002", Some("url")),
+            (409, "BLUM-409-001", None),
+            (422, "BLUM-422-001", None),
+        ];
+        for (status, code, param) in cases {
+            let nested = error_from_answer(status, &error_body(code, "m", param), None);
+            let flat = error_from_answer(status, &flat(code, param), None);
+            assert_eq!(flat, nested, "{status}");
+            assert!(
+                !matches!(flat, ClientError::Api { .. }),
+                "{status}: {flat:?}"
+            );
+        }
+        assert!(matches!(
+            error_from_answer(404, &flat("BLUM-404-001", None), None),
+            ClientError::NotFound { ref code, .. } if code == "BLUM-404-001"
+        ));
+        assert!(matches!(
+            error_from_answer(401, &flat("BLUM-401-003", None), None),
+            ClientError::Unauthorized { .. }
+        ));
+        // A `{"code", "message"}` that is not Bluum's (a gateway's) is not
+        // read as Bluum's error.
+        for body in [
+            &br#"{"code": 404, "message": "no Route matched"}"#[..],
+            br#"{"code": "NOT_FOUND", "message": "no Route matched"}"#,
+            br#"{"message": "Not Found"}"#,
+            br#"{"error": "Not Found"}"#,
+        ] {
+            let err = error_from_answer(404, body, None);
+            assert!(
+                matches!(err, ClientError::Api { status: 404, .. }),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_429_is_rate_limited_with_its_wait_in_any_shape() {
+        let wait = Some(Duration::from_secs(7));
+        let nested = error_from_answer(429, &error_body("BLUM-429-001", "slow down", None), wait);
+        assert_eq!(
+            nested,
+            ClientError::RateLimited {
+                retry_after: wait,
+                code: "BLUM-429-001".into(),
+                message: "slow down".into()
+            }
+        );
+        assert_eq!(nested.retry_after(), wait);
+        let flat = error_from_answer(
+            429,
+            br#"{"code":"BLUM-429-001","message":"slow down"}"#,
+            wait,
+        );
+        assert_eq!(flat, nested);
+        let bare = error_from_answer(429, b"Too Many Requests", None);
+        assert!(
+            matches!(bare, ClientError::RateLimited { retry_after: None, ref code, .. } if code.is_empty()),
+            "{bare:?}"
+        );
+        assert!(bare.to_string().contains("no Retry-After given"), "{bare}");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates_bounded() {
+        use std::time::UNIX_EPOCH;
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
+        let secs = |n| Some(Duration::from_secs(n));
+        assert_eq!(error::retry_after("120", now), secs(120));
+        assert_eq!(error::retry_after(" 0 ", now), secs(0));
+        assert_eq!(
+            error::retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            secs(30)
+        );
+        // A date already past: no wait.
+        assert_eq!(
+            error::retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            secs(0)
+        );
+        // Bounded: a day, a year, more digits than a u64 holds, a far date.
+        for huge in [
+            "86400",
+            "31536000",
+            "99999999999999999999999999",
+            "Fri, 01 Jan 9999 00:00:00 GMT",
+        ] {
+            assert_eq!(
+                error::retry_after(huge, now),
+                Some(error::MAX_RETRY_AFTER),
+                "{huge}"
+            );
+        }
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "soon",
+            "120s",
+            &"9".repeat(65),
+            "Wed, 21 Oct 2015",
+        ] {
+            assert_eq!(error::retry_after(bad, now), None, "{bad:?}");
+        }
+        let err = ClientError::RateLimited {
+            retry_after: Some(Duration::from_millis(1500)),
+            code: String::new(),
+            message: "m".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "Bluum is rate-limiting these credentials, retry after 2s: m"
+        );
+    }
+
+    #[test]
     fn non_json_error_bodies_become_short_clean_excerpts() {
         let body = format!("<html>\x1b[31mBad gateway\n{}</html>", "x".repeat(1000));
-        let err = error_from_answer(502, body.as_bytes());
+        let err = error_from_answer(502, body.as_bytes(), None);
         let ClientError::Api {
             status,
             code,
@@ -787,9 +1015,9 @@ mod tests {
         assert!(!err.to_string().chars().any(char::is_control));
         assert_eq!(err.to_string().matches("()").count(), 0);
         // A 404 from something that is not Bluum is not "no such webhook".
-        let err = error_from_answer(404, b"Not Found");
+        let err = error_from_answer(404, b"Not Found", None);
         assert!(matches!(err, ClientError::Api { status: 404, .. }));
-        let err = error_from_answer(401, b"");
+        let err = error_from_answer(401, b"", None);
         assert!(
             matches!(err, ClientError::Api { status: 401, ref message, .. } if message == "(empty body)")
         );
@@ -797,7 +1025,7 @@ mod tests {
 
     #[test]
     fn server_messages_lose_their_control_characters() {
-        let err = error_from_answer(400, &error_body("C\n", "a\x1b[2Jb", Some("p\r")));
+        let err = error_from_answer(400, &error_body("C\n", "a\x1b[2Jb", Some("p\r")), None);
         assert!(!err.to_string().chars().any(char::is_control), "{err}");
     }
 

@@ -46,7 +46,13 @@ pub struct EventType {
 }
 
 /// A webhook as the API returns it (the flat shape of `docs/BLUUM_API.md`).
-/// Fields this version does not know are ignored.
+///
+/// Only what Bluum's webhooks guide shows in its create answer is required:
+/// `id`, `url`, `status` and `created_at` (`event_type_names` defaults to
+/// empty). Every other field is read leniently — absent, `null` or of an
+/// unexpected type, it is `None` — and fields this version does not know
+/// are ignored, so a create that succeeded is never reported as a failure
+/// over a field you may not need (its answer carries the one-time secret).
 ///
 /// ```
 /// use webhook_inbox::bluum::client::{Webhook, WebhookStatus};
@@ -59,9 +65,17 @@ pub struct EventType {
 ///         "livemode":false,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}"#,
 /// )?;
 /// assert_eq!(hook.status, WebhookStatus::Active);
+/// assert_eq!(hook.name.as_deref(), Some("Orders"));
 /// assert_eq!(hook.event_type_names, ["order.*"]);
 /// assert!(hook.secret.as_ref().is_some_and(|s| s.expose().starts_with("whsec_")));
 /// assert!(!format!("{hook:?}").contains("whsec_"));
+///
+/// // The webhooks guide's answer: no name, description, updated_at or secret.
+/// let guide: Webhook = serde_json::from_str(
+///     r#"{"id": "wh_5e6f7g8h9i0j1k2l", "object": "webhook", "url": "https://your-app.com/webhooks/bluum",
+///         "event_type_names": ["order.filled"], "status": "active", "created_at": "2026-07-01T15:10:00Z"}"#,
+/// )?;
+/// assert_eq!((guide.name, guide.updated_at, guide.livemode), (None, None, None));
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -69,12 +83,14 @@ pub struct EventType {
 pub struct Webhook {
     /// Its id, `wh_…`.
     pub id: String,
-    /// Its name.
-    pub name: String,
+    /// Its name, if it has one (Bluum's webhooks guide creates webhooks
+    /// without one).
+    #[serde(default, deserialize_with = "lenient")]
+    pub name: Option<String>,
     /// Where deliveries are POSTed.
     pub url: String,
     /// A free-text description, if one was given.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub description: Option<String>,
     /// What it subscribes to: exact event names and `prefix.*` wildcards.
     #[serde(default)]
@@ -84,12 +100,26 @@ pub struct Webhook {
     /// When it was created, RFC 3339 as the server wrote it.
     pub created_at: String,
     /// When it last changed, if the server says.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub updated_at: Option<String>,
-    /// Its signing secret (`whsec_…`): present only in the answer to
-    /// [`Client::create_webhook`](super::Client::create_webhook). Store it then; it is not shown again.
+    /// Whether it belongs to the production environment, if the server says
+    /// (the emulator always answers `false`).
+    #[serde(default, deserialize_with = "lenient")]
+    pub livemode: Option<bool>,
+    /// Its signing secret (`whsec_…`): in the emulator, present only in the
+    /// answer to [`Client::create_webhook`](super::Client::create_webhook),
+    /// so store it then. (Bluum's API reference shows a `secret` in the
+    /// create answer; that it is never shown again is an assumption.)
     #[serde(default, deserialize_with = "secret")]
     pub secret: Option<Secret>,
+}
+
+/// An optional field read leniently: absent, `null` or not a `T`, it is `None`.
+fn lenient<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 fn secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
@@ -155,10 +185,15 @@ impl<'de> Deserialize<'de> for WebhookStatus {
     }
 }
 
-/// A webhook to create: a name, the URL deliveries go to, and the event
-/// names it subscribes to (exact names such as `order.filled`, or wildcards
-/// such as `order.*` and `transfer.deposit.*`). Sent as
-/// `{"name", "url", "eventTypeNames", "description"?}`.
+/// A webhook to create: the URL deliveries go to, the event names it
+/// subscribes to (exact names such as `order.filled`, or wildcards such as
+/// `order.*` and `transfer.deposit.*`), and optionally a name and a
+/// description. Sent as `{"name"?, "url", "eventTypeNames", "description"?}`.
+///
+/// Bluum's API reference lists `name` as required, while its webhooks guide
+/// registers a webhook without one: [`new`](Self::new) sends a name (the
+/// safe choice against the real API), [`without_name`](Self::without_name)
+/// sends the guide's exact shape.
 ///
 /// ```
 /// use webhook_inbox::bluum::client::NewWebhook;
@@ -171,7 +206,8 @@ impl<'de> Deserialize<'de> for WebhookStatus {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewWebhook {
-    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
     url: String,
     #[serde(rename = "eventTypeNames")]
     event_type_names: Vec<String>,
@@ -187,7 +223,8 @@ impl NewWebhook {
     /// use webhook_inbox::bluum::{self, client::NewWebhook};
     ///
     /// let new = NewWebhook::new("Fills", "https://example.com/hooks", [bluum::ORDER_FILLED]);
-    /// # let _ = new;
+    /// assert_eq!(serde_json::to_value(&new)?["name"], "Fills");
+    /// # Ok::<(), serde_json::Error>(())
     /// ```
     pub fn new(
         name: impl Into<String>,
@@ -195,7 +232,33 @@ impl NewWebhook {
         event_type_names: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
         Self {
-            name: name.into(),
+            name: Some(name.into()),
+            ..Self::without_name(url, event_type_names)
+        }
+    }
+
+    /// A webhook without a name, exactly as Bluum's webhooks guide registers
+    /// one: `{"url", "eventTypeNames"}`.
+    ///
+    /// ```
+    /// use webhook_inbox::bluum::client::NewWebhook;
+    ///
+    /// let new = NewWebhook::without_name(
+    ///     "https://your-app.com/webhooks/bluum",
+    ///     ["order.filled", "transfer.deposit.completed", "kyc.verification.approved"],
+    /// );
+    /// assert_eq!(
+    ///     serde_json::to_string(&new)?,
+    ///     r#"{"url":"https://your-app.com/webhooks/bluum","eventTypeNames":["order.filled","transfer.deposit.completed","kyc.verification.approved"]}"#
+    /// );
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn without_name(
+        url: impl Into<String>,
+        event_type_names: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            name: None,
             url: url.into(),
             event_type_names: event_type_names.into_iter().map(Into::into).collect(),
             description: None,

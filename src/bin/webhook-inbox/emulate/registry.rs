@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Webhook {
     pub id: String,
-    pub name: String,
+    /// `None` when created without one (Bluum's webhooks guide sends none).
+    pub name: Option<String>,
     pub url: String,
     pub description: Option<String>,
     pub event_type_names: Vec<String>,
@@ -213,7 +214,7 @@ mod tests {
     fn webhook(names: &[&str]) -> Webhook {
         Webhook {
             id: "wh_1".into(),
-            name: "n".into(),
+            name: Some("n".into()),
             url: "http://127.0.0.1:1/".into(),
             description: None,
             event_type_names: names.iter().map(|s| (*s).to_owned()).collect(),

@@ -1,5 +1,7 @@
-//! Answers: a status and a JSON body. Errors take Bluum's shape,
-//! `{"error": {"type", "code", "message", "param"?}}` (docs/BLUUM_API.md).
+//! Answers: a status and a JSON body. Errors take the nested shape,
+//! `{"error": {"type", "code", "message", "param"?}}` (docs/BLUUM_API.md),
+//! and every code carries its HTTP status in its number, as Bluum's codes
+//! do (`BLUM-{STATUS}-{SEQUENCE}`): `code_matches_status` below checks it.
 
 use serde_json::{Value, json};
 
@@ -60,9 +62,11 @@ impl ApiError {
         Self::new(400, "BLUM-400-001", message)
     }
 
+    /// Bluum's catalog files "request body too large" under 400
+    /// (`BLUM-400-008`), so the status is 400, not 413.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
-            413,
+            400,
             "BLUM-400-008",
             format!("Request body too large: the limit is {limit} bytes."),
         )
@@ -100,12 +104,16 @@ impl ApiError {
         )
     }
 
+    /// A known path with a method it does not take. Bluum's catalog has no
+    /// 405 code; a method and path together are an endpoint, so this is its
+    /// "endpoint not found", 404 `BLUM-404-002`.
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(
-            405,
-            "BLUM-405-001",
+            404,
+            "BLUM-404-002",
             format!(
-                "Method {method} is not allowed on {}.",
+                "Endpoint not found: {method} {} (the path exists; the method is not one it \
+                 takes).",
                 crate::common::truncate(path, 200)
             ),
         )
@@ -144,5 +152,57 @@ impl From<ApiError> for Reply {
             status: err.status,
             body: json!({ "error": error }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `BLUM-{STATUS}-{SEQUENCE}`: the status in the code is the one sent.
+    fn code_matches_status(err: &ApiError) -> bool {
+        err.code
+            .strip_prefix("BLUM-")
+            .and_then(|rest| rest.get(..3))
+            == Some(&*err.status.to_string())
+    }
+
+    #[test]
+    fn every_code_carries_its_status() {
+        let all = [
+            ApiError::field("BLUM-400-003", "url", "m"),
+            ApiError::missing("m"),
+            ApiError::bad_request("m"),
+            ApiError::too_large(1),
+            ApiError::unauthenticated("BLUM-401-001", "m"),
+            ApiError::investor_scoped(),
+            ApiError::not_found("webhook", "wh_1"),
+            ApiError::no_route("GET", "/x"),
+            ApiError::method_not_allowed("PUT", "/v1/webhooks"),
+            ApiError::conflict("m"),
+            ApiError::internal("m"),
+        ];
+        for err in &all {
+            assert!(code_matches_status(err), "{err:?}");
+        }
+        assert_eq!(
+            (ApiError::too_large(1).status, ApiError::too_large(1).code),
+            (400, "BLUM-400-008")
+        );
+    }
+
+    #[test]
+    fn errors_are_nested_with_a_type_and_param_only_when_named() {
+        let reply = Reply::from(ApiError::field("BLUM-400-002", "url", "url is required."));
+        assert_eq!(reply.status, 400);
+        assert_eq!(
+            reply.body,
+            json!({"error": {"type": "invalid_request_error", "code": "BLUM-400-002",
+                             "message": "url is required.", "param": "url"}})
+        );
+        let reply = Reply::from(ApiError::method_not_allowed("PUT", "/v1/webhooks"));
+        assert_eq!(reply.status, 404);
+        assert_eq!(reply.body["error"]["type"], "not_found_error");
+        assert!(reply.body["error"].get("param").is_none());
     }
 }

@@ -125,6 +125,7 @@ impl Api {
     }
 
     fn get_webhook(&self, id: &str) -> Result<Reply, ApiError> {
+        validate::resource_id(id, "wh_")?;
         match self.registry.webhook(id).map_err(ApiError::internal)? {
             Some(webhook) => Ok(Reply::ok(webhook_json(&webhook))),
             None => Err(ApiError::not_found("webhook", id)),
@@ -132,12 +133,13 @@ impl Api {
     }
 
     fn update_webhook(&self, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
+        validate::resource_id(id, "wh_")?;
         let changes = validate::changes(body)?;
         let updated = self
             .registry
             .update_webhook(id, |w| {
                 if let Some(name) = changes.name {
-                    w.name = name;
+                    w.name = Some(name);
                 }
                 if let Some(url) = changes.url {
                     w.url = url;
@@ -161,6 +163,7 @@ impl Api {
     }
 
     fn delete_webhook(&self, id: &str) -> Result<Reply, ApiError> {
+        validate::resource_id(id, "wh_")?;
         if self
             .registry
             .delete_webhook(id)
@@ -265,6 +268,7 @@ impl Api {
     }
 
     fn get_delivery(&self, id: &str) -> Result<Reply, ApiError> {
+        validate::resource_id(id, "dlv_")?;
         match self.registry.delivery(id).map_err(ApiError::internal)? {
             Some(delivery) => Ok(Reply::ok(self.delivery_json(&delivery)?)),
             None => Err(ApiError::not_found("delivery", id)),
@@ -272,6 +276,7 @@ impl Api {
     }
 
     fn replay(&self, id: &str) -> Result<Reply, ApiError> {
+        validate::resource_id(id, "dlv_")?;
         let Some(delivery) = self.registry.delivery(id).map_err(ApiError::internal)? else {
             return Err(ApiError::not_found("delivery", id));
         };

@@ -1,5 +1,6 @@
-//! Request bodies, checked field by field the way Bluum documents them. Each
-//! refusal names its field (`param`) and carries Bluum's validation code.
+//! Request bodies and path ids, checked field by field the way Bluum
+//! documents them. Each refusal names its field (`param`) and carries Bluum's
+//! validation code.
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -19,7 +20,10 @@ const MAX_EVENT_TYPES: usize = 100;
 /// `POST /v1/webhooks`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewWebhook {
-    pub name: String,
+    /// Bluum's API reference requires a name; its webhooks guide registers
+    /// a webhook without one. Absent (or `null`): none is stored, and the
+    /// webhook reads `"name": null` (docs/BLUUM_API.md).
+    pub name: Option<String>,
     pub url: String,
     pub event_type_names: Vec<String>,
     pub description: Option<String>,
@@ -47,11 +51,13 @@ const CHANGE_FIELDS: &[&str] = &["name", "url", "eventTypeNames", "description",
 
 pub fn new_webhook(body: &[u8]) -> Result<NewWebhook, ApiError> {
     let mut fields = object(body, WEBHOOK_FIELDS)?;
-    let name = required(&mut fields, "name")?;
     let url = required(&mut fields, "url")?;
     let names = required(&mut fields, "eventTypeNames")?;
     Ok(NewWebhook {
-        name: name_of(name)?,
+        name: match fields.remove("name") {
+            None | Some(Value::Null) => None,
+            Some(name) => Some(name_of(name)?),
+        },
         url: url_of(url)?,
         event_type_names: event_type_names(names)?,
         description: fields
@@ -114,6 +120,44 @@ pub fn new_event(body: &[u8]) -> Result<NewEvent, ApiError> {
         event_type,
         data: raw.data,
     })
+}
+
+/// Refuses a raw UUID where a prefixed id (`wh_…`, `dlv_…`) belongs: Bluum's
+/// conventions page says raw UUIDs are rejected on the external surface, so
+/// this is a 400 (`BLUM-400-003`, `param` `id`), not a 404. Any other id
+/// that matches nothing is a 404, as before.
+pub fn resource_id(id: &str, prefix: &str) -> Result<(), ApiError> {
+    if is_raw_uuid(id) {
+        return Err(ApiError::field(
+            FORMAT,
+            "id",
+            format!(
+                "`{id}` is a raw UUID; ids are prefixed strings such as `{prefix}…`: pass the id \
+                 exactly as it was returned."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `8-4-4-4-12` hex digits, either case (`3c90c3cc-0d44-4b50-8888-8dd25736052a`),
+/// optionally in braces or as a `urn:uuid:`; or the same 32 digits without
+/// hyphens.
+fn is_raw_uuid(id: &str) -> bool {
+    let id = id
+        .strip_prefix('{')
+        .and_then(|i| i.strip_suffix('}'))
+        .or_else(|| id.strip_prefix("urn:uuid:"))
+        .unwrap_or(id);
+    let bytes = id.as_bytes();
+    match bytes.len() {
+        36 => bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        }),
+        32 => bytes.iter().all(u8::is_ascii_hexdigit),
+        _ => false,
+    }
 }
 
 /// The body as a JSON object whose fields are all among `known`.
@@ -303,6 +347,46 @@ mod tests {
         .unwrap();
         assert_eq!(w.event_type_names, ["order.*", "order.filled"]);
         assert_eq!(w.description, None);
+        assert_eq!(w.name.as_deref(), Some("n"));
+    }
+
+    #[test]
+    fn the_guides_request_has_no_name_and_is_accepted() {
+        let w = new_webhook(
+            br#"{"url": "https://your-app.com/webhooks/bluum",
+                 "eventTypeNames": ["order.filled", "transfer.deposit.completed", "kyc.verification.approved"]}"#,
+        )
+        .unwrap();
+        assert_eq!(w.name, None);
+        assert_eq!(w.event_type_names.len(), 3);
+        let w =
+            new_webhook(br#"{"name":null,"url":"https://x.test","eventTypeNames":["order.*"]}"#)
+                .unwrap();
+        assert_eq!(w.name, None);
+    }
+
+    #[test]
+    fn raw_uuids_are_refused_and_prefixed_ids_pass() {
+        for raw in [
+            "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+            "3C90C3CC-0D44-4B50-8888-8DD25736052A",
+            "{3c90c3cc-0d44-4b50-8888-8dd25736052a}",
+            "urn:uuid:3c90c3cc-0d44-4b50-8888-8dd25736052a",
+            "3c90c3cc0d444b5088888dd25736052a",
+        ] {
+            let err = resource_id(raw, "wh_").unwrap_err();
+            assert_eq!(param(err), (400, FORMAT, "id".into()), "{raw}");
+        }
+        for fine in [
+            "wh_5e6f7g8h9i0j1k2l",
+            "wh_3c90c3cc-0d44-4b50-8888-8dd25736052a",
+            "3c90c3cc-0d44-4b50-8888-8dd2573605",
+            "3c90c3cc_0d44_4b50_8888_8dd25736052a",
+            "zc90c3cc-0d44-4b50-8888-8dd25736052a",
+            "",
+        ] {
+            assert!(resource_id(fine, "wh_").is_ok(), "{fine}");
+        }
     }
 
     #[test]
@@ -316,11 +400,6 @@ mod tests {
     #[test]
     fn each_refusal_names_its_field() {
         let cases: &[(&str, &str, &str)] = &[
-            (
-                r#"{"url":"https://x.test","eventTypeNames":["order.filled"]}"#,
-                MISSING,
-                "name",
-            ),
             (
                 r#"{"name":"n","eventTypeNames":["order.filled"]}"#,
                 MISSING,

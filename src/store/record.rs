@@ -116,8 +116,7 @@ pub(crate) fn split_seq(rest: &[u8]) -> Result<(u64, &[u8]), String> {
 /// Decodes a `progress` value (format byte + bincode).
 pub(crate) fn decode_progress(bytes: &[u8]) -> Result<Progress, String> {
     match bytes.split_first() {
-        Some((&FORMAT, rest)) => bincode::decode_from_slice(rest, config())
-            .map(|(p, _)| p)
+        Some((&FORMAT, rest)) => decode_bounded(rest)
             .map_err(|e| format!("undecodable progress record: {e}")),
         Some((other, _)) => Err(format!("progress record in unknown format {other}")),
         None => Err("empty progress record".to_owned()),
@@ -167,6 +166,40 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Decodes one bincode value from `bytes` with an allocation limit that
+/// follows the input's own length, so a corrupt length prefix (a frame whose
+/// checksum matches but whose content declares a terabyte) is an error, never
+/// an allocation that aborts the process.
+///
+/// bincode counts what it is about to allocate against the limit: each
+/// integer its in-memory size (8 bytes for a 1-byte varint), each collection
+/// its in-memory size before reading it (a `Vec<u8>` its length, a list of
+/// string pairs 48 bytes per element, each at least 2 encoded bytes). So a
+/// valid record never claims more than 32 times its encoded length, and the
+/// records ingest writes past 1 MiB are a body plus a few headers. bincode's
+/// limit is a constant, hence the size classes:
+///
+/// | input | limit |
+/// |---|---|
+/// | ≤ 4 KiB | 256 KiB |
+/// | ≤ 64 KiB | 4 MiB |
+/// | ≤ 1 MiB | 32 MiB |
+/// | larger (a frame holds at most 65 MiB) | 256 MiB |
+fn decode_bounded<T: Decode<()>>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    let decoded = if bytes.len() <= 4 * KIB {
+        bincode::decode_from_slice(bytes, config().with_limit::<{ 256 * KIB }>())
+    } else if bytes.len() <= 64 * KIB {
+        bincode::decode_from_slice(bytes, config().with_limit::<{ 4 * MIB }>())
+    } else if bytes.len() <= MIB {
+        bincode::decode_from_slice(bytes, config().with_limit::<{ 32 * MIB }>())
+    } else {
+        bincode::decode_from_slice(bytes, config().with_limit::<{ 256 * MIB }>())
+    };
+    decoded.map(|(value, _)| value)
+}
+
 /// `FORMAT` followed by the record.
 #[cfg(test)]
 pub(crate) fn encode_event(record: &EventRecord) -> Vec<u8> {
@@ -190,9 +223,9 @@ pub(crate) fn encode_event(record: &EventRecord) -> Vec<u8> {
 /// Decodes a value written by [`encode_event`].
 pub(crate) fn decode_event(bytes: &[u8]) -> Result<EventRecord, String> {
     match bytes.split_first() {
-        Some((&FORMAT, rest)) => bincode::decode_from_slice(rest, config())
-            .map(|(record, _)| record)
-            .map_err(|e| format!("undecodable event record: {e}")),
+        Some((&FORMAT, rest)) => {
+            decode_bounded(rest).map_err(|e| format!("undecodable event record: {e}"))
+        }
         Some((other, _)) => Err(format!("event record in unknown format {other}")),
         None => Err("empty event record".to_owned()),
     }
@@ -246,9 +279,9 @@ pub(crate) fn encode_keys(keys: &[&[u8]]) -> Vec<u8> {
 /// Decodes an `expiry` value written by [`encode_keys`].
 pub(crate) fn decode_keys(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     match bytes.split_first() {
-        Some((&FORMAT, rest)) => bincode::decode_from_slice(rest, config())
-            .map(|(keys, _)| keys)
-            .map_err(|e| format!("undecodable expiry entry: {e}")),
+        Some((&FORMAT, rest)) => {
+            decode_bounded(rest).map_err(|e| format!("undecodable expiry entry: {e}"))
+        }
         _ => Err("expiry entry in an unknown format".to_owned()),
     }
 }

@@ -999,6 +999,38 @@ mod tests {
     }
 
     #[test]
+    fn no_preset_dedups_on_or_routes_by_an_unsigned_field_unsaid() {
+        for name in ["standard", "bluum", "stripe", "github", "slack", "shopify"] {
+            let scheme = Scheme::preset(name).unwrap();
+            let key_is_signed = match scheme.dedup_on() {
+                DedupOn::SignedIdHeader(_) => scheme.content().uses_id(),
+                DedupOn::BodyField(_) | DedupOn::BodyHash => true,
+                DedupOn::UnsignedIdHeader(_) => false,
+            };
+            assert!(key_is_signed, "{name}");
+            // The type is unsigned exactly where the docs say so.
+            assert_eq!(
+                scheme.type_is_signed(),
+                !matches!(name, "github" | "shopify"),
+                "{name}"
+            );
+        }
+        let custom = Scheme::custom("x", "X-Sig").id_header("X-Id");
+        assert_eq!(custom.dedup_on(), DedupOn::BodyHash);
+        assert_eq!(
+            custom.clone().id_field("id").dedup_on(),
+            DedupOn::BodyField("id")
+        );
+        assert_eq!(
+            custom
+                .timestamp_header("X-Ts")
+                .signed_content(SignedContent::parse("{id}.{timestamp}.{body}").unwrap())
+                .dedup_on(),
+            DedupOn::SignedIdHeader("X-Id")
+        );
+    }
+
+    #[test]
     fn custom_without_labels_is_refused() {
         let err = Scheme::custom("x", "X-Sig").check().unwrap_err();
         assert!(matches!(err, ConfigError::InconsistentScheme { .. }));

@@ -359,6 +359,134 @@ mod tests {
         assert!(decode_keys(b"").is_err());
     }
 
+    fn sample_record() -> EventRecord {
+        EventRecord {
+            source: "github".into(),
+            id: "sha256:00ff".into(),
+            event_type: "push".into(),
+            received_at_ms: 1_764_331_200_000,
+            headers: vec![
+                ("X-GitHub-Delivery".into(), "d-1".into()),
+                ("X-GitHub-Event".into(), "push".into()),
+            ],
+            body: br#"{"ref":"refs/heads/main"}"#.to_vec(),
+        }
+    }
+
+    /// bincode's standard varint: a `u64` marker byte, then 8 bytes LE.
+    fn varint_u64(v: u64) -> Vec<u8> {
+        let mut out = vec![253];
+        out.extend_from_slice(&v.to_le_bytes());
+        out
+    }
+
+    /// A record whose checksum would match but whose content declares a huge
+    /// string, body, header list, history or key list: each is an error, not
+    /// an allocation that aborts the process (as it did without a limit).
+    #[test]
+    fn huge_declared_lengths_are_errors_not_allocations() {
+        for len in [1u64 << 40, 1 << 60, u64::MAX, 300 << 20] {
+            let mut event = vec![FORMAT];
+            event.extend(varint_u64(len));
+            event.extend_from_slice(b"github");
+            assert!(decode_event(&event).is_err(), "{len}");
+
+            // A valid prefix up to the header list, which claims `len` pairs.
+            let mut headers = encode_event(&EventRecord {
+                headers: Vec::new(),
+                body: Vec::new(),
+                ..sample_record()
+            });
+            headers.truncate(headers.len() - 2); // the empty list and body
+            headers.extend(varint_u64(len));
+            assert!(decode_event(&headers).is_err(), "{len}");
+
+            let mut progress = vec![FORMAT, 1, 2, 0];
+            progress.extend(varint_u64(len));
+            assert!(decode_progress(&progress).is_err(), "{len}");
+
+            let mut keys = vec![FORMAT];
+            keys.extend(varint_u64(len));
+            assert!(decode_keys(&keys).is_err(), "{len}");
+        }
+    }
+
+    /// The limit never refuses what ingest could write: many empty headers
+    /// (the most the limit counts per encoded byte) in every size class, and
+    /// a body of the largest size accepted.
+    #[test]
+    fn the_limit_refuses_no_valid_record() {
+        for count in [1, 100, 2_000, 30_000, 400_000] {
+            let record = EventRecord {
+                headers: vec![(String::new(), String::new()); count],
+                ..sample_record()
+            };
+            assert_eq!(decode_event(&encode_event(&record)), Ok(record), "{count}");
+        }
+        let big = EventRecord {
+            body: vec![b'x'; crate::ingest::MAX_BODY_LIMIT],
+            ..sample_record()
+        };
+        assert_eq!(decode_event(&encode_event(&big)).map(|r| r.body.len()), Ok(big.body.len()));
+        let keys: Vec<Vec<u8>> = (0..50_000u32).map(|n| n.to_be_bytes().to_vec()).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        assert_eq!(decode_keys(&encode_keys(&refs)), Ok(keys));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Arbitrary bytes never panic or abort any decoder.
+        #[test]
+        fn arbitrary_bytes_decode_or_fail_cleanly(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            let mut with_format = vec![FORMAT];
+            with_format.extend_from_slice(&bytes);
+            for input in [&bytes[..], &with_format[..]] {
+                let _ = decode_event(input);
+                let _ = decode_progress(input);
+                let _ = decode_keys(input);
+                let _ = split_seq(input);
+            }
+        }
+
+        /// Valid records with bytes changed, inserted or cut never panic or
+        /// abort; what still decodes is a record, what does not is an error.
+        #[test]
+        fn mutated_records_decode_or_fail_cleanly(
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>(), 0u8..3),
+                1..8,
+            ),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let mut progress = Progress::new(5);
+            progress.push_failure(1, 6, "ledger unavailable");
+            let keys: [&[u8]; 2] = [b"github\0sha256:00", b"bluum\0evt_1"];
+            let valid = [
+                encode_event(&sample_record()),
+                progress_payload(9, &progress)[9..].to_vec(),
+                encode_keys(&keys),
+            ];
+            for original in valid {
+                let mut bytes = original.clone();
+                for (at, byte, how) in &edits {
+                    let i = at.index(bytes.len() + 1);
+                    match how {
+                        0 if i < bytes.len() => bytes[i] = *byte,
+                        1 => bytes.insert(i, *byte),
+                        _ => bytes.splice(i..i, [253, 0, 0, 0, 0, 0, 0, 1, 0]).for_each(drop),
+                    }
+                }
+                bytes.truncate(cut.index(bytes.len() + 1).max(1));
+                let _ = decode_event(&bytes);
+                let _ = decode_progress(&bytes);
+                let _ = decode_keys(&bytes);
+            }
+        }
+    }
+
     #[test]
     fn ordered_integers_sort_as_bytes() {
         let values = [i64::MIN, -1_000, -1, 0, 1, 1_764_331_200_000, i64::MAX];

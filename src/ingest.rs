@@ -172,7 +172,7 @@ impl IngestorBuilder {
                 verifier: self.verifier,
                 source,
                 max_body: self.max_body,
-                refusals: crate::trace::RefusalLimiter::default(),
+                refusals: crate::trace::RefusalLimiter::new(),
             }),
         })
     }

@@ -145,9 +145,11 @@
 //! - No `unsafe` code.
 //! - Features: `http` (default) implements [`HeaderSource`] for `http::HeaderMap`;
 //!   `axum` adds a ready-made axum handler (`webhook_inbox::axum`); `tracing`
-//!   emits `tracing` events for every delivery's outcome and every recorded
-//!   handler outcome, and runs each handler inside a `webhook_inbox.handle`
-//!   span naming its event; `bluum-client` adds a typed, blocking client for
+//!   emits `tracing` events for every delivery's outcome (a refusal is a
+//!   `warn` at most once per 10 s per ingestor and kind, with the count of
+//!   those logged at `debug` meanwhile, so a flood of forged requests cannot
+//!   fill the logs) and every recorded handler outcome, and runs each handler
+//!   inside a `webhook_inbox.handle` span naming its event; `bluum-client` adds a typed, blocking client for
 //!   Bluum's webhook management API (`webhook_inbox::bluum::client`, with TLS);
 //!   `cli` builds the `webhook-inbox` command-line tool, including `emulate`,
 //!   a local Bluum (its webhook API and signed, retried deliveries) for

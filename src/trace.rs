@@ -76,6 +76,10 @@ struct RefusalSlot {
 
 #[cfg(feature = "tracing")]
 impl RefusalLimiter {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
     /// `Some(suppressed since the last warn)` when this refusal may be a
     /// `warn` now; `None` (and counted) when it goes to `debug`.
     fn admit(&self, kind: usize, now_ms: i64) -> Option<u64> {
@@ -99,8 +103,14 @@ impl RefusalLimiter {
 
 /// Without the `tracing` feature: nothing to limit.
 #[cfg(not(feature = "tracing"))]
-#[derive(Default)]
 pub(crate) struct RefusalLimiter;
+
+#[cfg(not(feature = "tracing"))]
+impl RefusalLimiter {
+    pub(crate) fn new() -> Self {
+        Self
+    }
+}
 
 /// Reports one delivery's outcome; `clock` places refusals in their
 /// `REFUSAL_WARN_EVERY` windows.

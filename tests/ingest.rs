@@ -309,10 +309,7 @@ fn ids_and_types_come_from_each_schemes_place() {
             .sign("72d3162e-cc78-11e3", t, body);
     headers.push(("X-GitHub-Event".into(), "push".into()));
     let id = github.ingest(&headers, body).unwrap().id().to_owned();
-    assert!(
-        id.starts_with("sha256:") && id.len() == 7 + 64,
-        "{id}"
-    );
+    assert!(id.starts_with("sha256:") && id.len() == 7 + 64, "{id}");
     let stored = inbox.event(&id).unwrap().expect("stored");
     assert_eq!(stored.event_type, "push");
     assert!(

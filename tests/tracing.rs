@@ -177,7 +177,9 @@ fn a_flood_of_refusals_is_one_warn_per_kind_and_window() {
     let refused = |level: &str, kind: &str| -> Vec<String> {
         text.lines()
             .filter(|l| {
-                l.contains(level) && l.contains("refused") && l.contains(&format!("kind=\"{kind}\""))
+                l.contains(level)
+                    && l.contains("refused")
+                    && l.contains(&format!("kind=\"{kind}\""))
             })
             .map(str::to_owned)
             .collect()

@@ -194,9 +194,10 @@ fn no_preset_lets_an_unsigned_header_make_a_new_event() {
             .ingestor(Verifier::new(scheme.clone(), [secret]).unwrap())
             .build()
             .unwrap();
-        let mut headers = Signer::new(scheme.clone(), secret)
-            .unwrap()
-            .sign("delivery-1", now(), body);
+        let mut headers =
+            Signer::new(scheme.clone(), secret)
+                .unwrap()
+                .sign("delivery-1", now(), body);
         let type_header = match name.as_str() {
             "github" => Some("X-GitHub-Event"),
             "shopify" => Some("X-Shopify-Topic"),

@@ -116,8 +116,9 @@ pub(crate) fn split_seq(rest: &[u8]) -> Result<(u64, &[u8]), String> {
 /// Decodes a `progress` value (format byte + bincode).
 pub(crate) fn decode_progress(bytes: &[u8]) -> Result<Progress, String> {
     match bytes.split_first() {
-        Some((&FORMAT, rest)) => decode_bounded(rest)
-            .map_err(|e| format!("undecodable progress record: {e}")),
+        Some((&FORMAT, rest)) => {
+            decode_bounded(rest).map_err(|e| format!("undecodable progress record: {e}"))
+        }
         Some((other, _)) => Err(format!("progress record in unknown format {other}")),
         None => Err("empty progress record".to_owned()),
     }
@@ -427,7 +428,10 @@ mod tests {
             body: vec![b'x'; crate::ingest::MAX_BODY_LIMIT],
             ..sample_record()
         };
-        assert_eq!(decode_event(&encode_event(&big)).map(|r| r.body.len()), Ok(big.body.len()));
+        assert_eq!(
+            decode_event(&encode_event(&big)).map(|r| r.body.len()),
+            Ok(big.body.len())
+        );
         let keys: Vec<Vec<u8>> = (0..50_000u32).map(|n| n.to_be_bytes().to_vec()).collect();
         let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         assert_eq!(decode_keys(&encode_keys(&refs)), Ok(keys));

@@ -87,7 +87,9 @@ impl RefusalLimiter {
         let slot = self.slots.get(kind)?;
         let next = slot.next_warn_ms.load(Relaxed);
         let every = i64::try_from(REFUSAL_WARN_EVERY.as_millis()).unwrap_or(i64::MAX);
-        if now_ms >= next
+        // A clock stepped back would otherwise silence warns until it caught up.
+        let due = now_ms >= next || next.saturating_sub(now_ms) > every;
+        if due
             && slot
                 .next_warn_ms
                 .compare_exchange(next, now_ms.saturating_add(every), Relaxed, Relaxed)

@@ -269,3 +269,36 @@ fn trusting_an_unsigned_id_header_is_explicit_and_does_what_it_says() {
         Ingested::Accepted { .. }
     ));
 }
+
+/// Copies of one genuine delivery under fresh ids cannot fill `max_pending`:
+/// they are duplicates, so the next genuine event still gets in.
+#[test]
+fn copies_under_fresh_ids_cannot_fill_the_pending_bound() {
+    let dir = TempDir::new("flood");
+    let inbox = Inbox::builder(dir.path()).max_pending(2).open().unwrap();
+    let ingestor = inbox
+        .ingestor(Verifier::new(Scheme::github(), ["gh"]).unwrap())
+        .build()
+        .unwrap();
+    let signer = Signer::new(Scheme::github(), "gh").unwrap();
+    let body = br#"{"zen":"Design for failure."}"#;
+    let genuine = with(&signer.sign("d-0", 0, body), "X-GitHub-Event", "ping");
+    assert!(matches!(
+        ingestor.ingest(&genuine, body).unwrap(),
+        Ingested::Accepted { .. }
+    ));
+    for n in 1..=200 {
+        let copy = with(&genuine, "X-GitHub-Delivery", &format!("d-{n}"));
+        assert!(
+            matches!(ingestor.ingest(&copy, body), Ok(Ingested::Duplicate { .. })),
+            "copy {n}"
+        );
+    }
+    assert_eq!(inbox.stats().pending, 1);
+    let next = br#"{"zen":"Favor focus over features."}"#;
+    let headers = with(&signer.sign("d-next", 0, next), "X-GitHub-Event", "ping");
+    assert!(matches!(
+        ingestor.ingest(&headers, next).unwrap(),
+        Ingested::Accepted { .. }
+    ));
+}

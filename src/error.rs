@@ -219,6 +219,25 @@ pub enum ConfigError {
         /// The largest allowed.
         max: usize,
     },
+    /// The inbox's dedup retention is shorter than the replay window of an
+    /// ingestor's verifier: a delivery accepted at one edge of the window
+    /// (signed `tolerance` in the future) still verifies `2 × tolerance`
+    /// later, so its dedup marker must live at least that long or a replay
+    /// inside the window would be accepted again. Raise
+    /// [`InboxBuilder::retention`](crate::InboxBuilder::retention) or lower
+    /// [`VerifierBuilder::tolerance`](crate::VerifierBuilder::tolerance).
+    #[error(
+        "the inbox's dedup retention of {}s is shorter than the replay window of this ingestor: a tolerance of {}s needs a retention of at least {}s",
+        retention.as_secs(), tolerance.as_secs(), needed.as_secs()
+    )]
+    RetentionTooShort {
+        /// The inbox's retention.
+        retention: std::time::Duration,
+        /// The verifier's timestamp tolerance.
+        tolerance: std::time::Duration,
+        /// The shortest retention that covers it: twice the tolerance.
+        needed: std::time::Duration,
+    },
     /// A router pattern is not an event type, a `domain.*` wildcard or `*`.
     #[error("invalid handler pattern {0:?}: use `order.filled`, `order.*` or `*`")]
     InvalidPattern(String),

@@ -1,9 +1,13 @@
 //! An event's identity: its id (for deduplication) and its type (for routing).
 //!
-//! Read from headers where the scheme has them, else from top-level fields of
-//! the JSON body — parsed without building a tree: only the wanted fields are
-//! kept, every other value is skipped — and, for the id, as the last resort the
-//! SHA-256 of the body, so a retried delivery of the same bytes deduplicates.
+//! The id (the dedup key) comes only from signed bytes ([`Scheme::dedup_on`]):
+//! an id header the signature covers, else a top-level field of the signed
+//! JSON body — parsed without building a tree: only the wanted fields are kept,
+//! every other value is skipped — else the SHA-256 of the body, so a retried
+//! delivery of the same bytes deduplicates. An id header outside the signed
+//! content (GitHub's, Shopify's) is never the key: anyone holding one genuine
+//! delivery could resend it under fresh ids. The type comes from a body field
+//! or a header; a header type is not authenticated.
 
 use std::fmt;
 
@@ -11,7 +15,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use sha2::{Digest, Sha256};
 
 use crate::headers::HeaderSource;
-use crate::scheme::{Scheme, TypeSource};
+use crate::scheme::{DedupOn, Scheme, TypeSource};
 use crate::verify::Verified;
 
 /// The longest event id accepted, in bytes.
@@ -69,7 +73,14 @@ pub(crate) fn identify<H: HeaderSource + ?Sized>(
     headers: &H,
     verified: &Verified<'_>,
 ) -> Result<Identity, EventProblem> {
-    let header_id = verified.id().filter(|id| !id.is_empty());
+    // Only an id header the signature covers (or one the scheme explicitly
+    // trusts) may be the key; otherwise the key comes from the signed body.
+    let header_id = match scheme.dedup_on() {
+        DedupOn::SignedIdHeader(_) | DedupOn::UnsignedIdHeader(_) => {
+            verified.id().filter(|id| !id.is_empty())
+        }
+        _ => None,
+    };
     let id_field = scheme.id_field_name().filter(|_| header_id.is_none());
     let type_field = match scheme.type_source() {
         TypeSource::Field(name) => Some(name.as_ref()),

@@ -52,6 +52,8 @@ pub(crate) struct InboxInner {
     pub(crate) store: Box<dyn Store>,
     pub(crate) counters: Counters,
     pub(crate) clock: Arc<dyn Clock>,
+    /// How long dedup markers are kept; ingestors check it covers their replay window.
+    pub(crate) retention: Duration,
     /// Serialises operator changes (replay, purge).
     pub(crate) operator: std::sync::Mutex<()>,
 }
@@ -125,6 +127,14 @@ impl InboxBuilder {
     /// of the same id after that is accepted again. A marker whose event is
     /// still stored (pending, retrying, dead) is kept until one retention
     /// after the event is gone. Defaults to [`DEFAULT_RETENTION`] (7 days).
+    ///
+    /// It must cover the replay window: building an ingestor whose verifier
+    /// checks timestamps with tolerance `t` fails with
+    /// [`ConfigError::RetentionTooShort`](crate::ConfigError::RetentionTooShort)
+    /// when the retention is under `2 × t` (a delivery signed `t` ahead of
+    /// the clock still verifies `2 × t` after it was accepted). Schemes
+    /// without a timestamp have no window to cover: a copy sent after the
+    /// retention is accepted again.
     ///
     /// ```
     /// use std::time::Duration;
@@ -226,6 +236,7 @@ impl InboxBuilder {
                 store: Box::new(store),
                 counters: Counters::default(),
                 clock: self.clock,
+                retention: self.retention,
                 operator: std::sync::Mutex::new(()),
             }),
         })
@@ -405,6 +416,21 @@ impl Inbox {
     /// ```
     pub fn collect_expired(&self) -> Result<usize, StoreError> {
         self.inner.store.collect_expired(self.inner.clock.now())
+    }
+
+    /// How long dedup markers are kept (see [`InboxBuilder::retention`]).
+    ///
+    /// ```
+    /// use webhook_inbox::{Inbox, DEFAULT_RETENTION};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("inbox-retention-{}", std::process::id()));
+    /// let inbox = Inbox::open(&dir)?;
+    /// assert_eq!(inbox.retention(), DEFAULT_RETENTION);
+    /// # inbox.close()?; std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn retention(&self) -> Duration {
+        self.inner.retention
     }
 
     /// The store's directory.

@@ -54,6 +54,8 @@ struct IngestorInner {
     verifier: Verifier,
     source: String,
     max_body: usize,
+    /// Keeps a flood of refusals from filling the logs (feature `tracing`).
+    refusals: crate::trace::RefusalLimiter,
 }
 
 /// Builds an [`Ingestor`]; see [`Inbox::ingestor`].
@@ -125,7 +127,9 @@ impl IngestorBuilder {
         self
     }
 
-    /// Checks the source name and builds the ingestor.
+    /// Checks the source name, the body limit, and that the inbox's dedup
+    /// retention covers the verifier's replay window (at least twice its
+    /// tolerance, for schemes with a timestamp), and builds the ingestor.
     ///
     /// ```
     /// # use webhook_inbox::{Inbox, Scheme, Verifier};
@@ -148,12 +152,27 @@ impl IngestorBuilder {
                 max: MAX_BODY_LIMIT,
             });
         }
+        // A delivery signed `tolerance` ahead of the clock is accepted at once
+        // and still verifies until `2 × tolerance` later: its marker must last.
+        if self.verifier.scheme().has_timestamp() {
+            let tolerance = self.verifier.tolerance();
+            let needed = tolerance.saturating_mul(2);
+            let retention = self.inbox.retention();
+            if retention < needed {
+                return Err(ConfigError::RetentionTooShort {
+                    retention,
+                    tolerance,
+                    needed,
+                });
+            }
+        }
         Ok(Ingestor {
             inner: Arc::new(IngestorInner {
                 inbox: self.inbox,
                 verifier: self.verifier,
                 source,
                 max_body: self.max_body,
+                refusals: crate::trace::RefusalLimiter::new(),
             }),
         })
     }
@@ -375,7 +394,14 @@ impl Ingestor {
         let started = std::time::Instant::now();
         let outcome = self.ingest_unrecorded(headers, body);
         self.inner.inbox.inner().counters.record(&outcome);
-        crate::trace::ingested(&self.inner.source, &outcome, started.elapsed());
+        let inner = &*self.inner;
+        crate::trace::ingested(
+            &inner.source,
+            &inner.refusals,
+            &*inner.inbox.inner().clock,
+            &outcome,
+            started.elapsed(),
+        );
         outcome
     }
 

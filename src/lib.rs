@@ -88,7 +88,19 @@
 //!   duplicate of an event still being written waits until it is durable, so a
 //!   200 always means "on disk". Markers are kept for the retention (7 days by
 //!   default) and then collected — but never while their event is still
-//!   stored (pending, retrying or dead).
+//!   stored (pending, retrying or dead). The retention must cover the replay
+//!   window: an ingestor whose verifier has tolerance `t` is refused on an
+//!   inbox whose retention is under `2 × t` ([`ConfigError::RetentionTooShort`]).
+//! - **Only signed bytes decide deduplication.** The event id is a signed id
+//!   header (Standard Webhooks, Bluum), a field of the signed body (Stripe,
+//!   Slack) or the body's SHA-256 (GitHub, Shopify, custom schemes by default):
+//!   see [`Scheme::dedup_on`]. An id header the signature does not cover
+//!   (`X-GitHub-Delivery`, `X-Shopify-Event-Id`) is stored for display, never
+//!   the key, so a genuine delivery resent under fresh ids is a duplicate. Two
+//!   genuinely distinct events with identical bytes are then one event.
+//! - **Unsigned types are said.** The event type of GitHub and Shopify
+//!   deliveries (`X-GitHub-Event`, `X-Shopify-Topic`) is not authenticated; a
+//!   handler must not trust it for authorisation ([`Scheme::type_is_signed`]).
 //! - **Raw bytes.** Signatures are checked over the body exactly as received;
 //!   bodies that are not UTF-8 verify too. Never re-serialise JSON before verifying.
 //! - **Constant time, length first.** Signatures are decoded and compared with
@@ -98,7 +110,9 @@
 //!   keys) may be configured, and a header may carry several signatures: any
 //!   match passes.
 //! - **Replay window.** Timestamps must be within ±300 s of the injected
-//!   [`Clock`] by default; schemes without a timestamp have no window.
+//!   [`Clock`] by default; schemes without a timestamp (GitHub, Shopify) have
+//!   no window: a copy of a genuine delivery sent after its dedup marker
+//!   expired (the retention) is accepted again.
 //! - **Bounded work.** Header values over 8 KiB and more than 16 signatures are
 //!   refused before any MAC is computed. The signature-header parser
 //!   ([`SignatureFormat::entries`]) allocates nothing and is fuzzed.
@@ -131,9 +145,11 @@
 //! - No `unsafe` code.
 //! - Features: `http` (default) implements [`HeaderSource`] for `http::HeaderMap`;
 //!   `axum` adds a ready-made axum handler (`webhook_inbox::axum`); `tracing`
-//!   emits `tracing` events for every delivery's outcome and every recorded
-//!   handler outcome, and runs each handler inside a `webhook_inbox.handle`
-//!   span naming its event; `bluum-client` adds a typed, blocking client for
+//!   emits `tracing` events for every delivery's outcome (a refusal is a
+//!   `warn` at most once per 10 s per ingestor and kind, with the count of
+//!   those logged at `debug` meanwhile, so a flood of forged requests cannot
+//!   fill the logs) and every recorded handler outcome, and runs each handler
+//!   inside a `webhook_inbox.handle` span naming its event; `bluum-client` adds a typed, blocking client for
 //!   Bluum's webhook management API (`webhook_inbox::bluum::client`, with TLS);
 //!   `cli` builds the `webhook-inbox` command-line tool, including `emulate`,
 //!   a local Bluum (its webhook API and signed, retried deliveries) for
@@ -187,7 +203,7 @@ pub use ingest::{
 pub use router::{
     Dispatch, Event, HandlerError, HandlerResult, Router, RouterBuilder, UnknownTypes,
 };
-pub use scheme::{Algorithm, Encoding, KeyFormat, Scheme};
+pub use scheme::{Algorithm, DedupOn, Encoding, KeyFormat, Scheme};
 pub use secret::Secret;
 pub use sign::Signer;
 pub use store::{Durability, StoreError};

@@ -32,6 +32,25 @@ type Name = Cow<'static, str>;
 /// | [`github`](Self::github) | `X-Hub-Signature-256: sha256=<hex>` | `{body}` | the whole string |
 /// | [`slack`](Self::slack) | `X-Slack-Signature: v0=<hex>` | `v0:{timestamp}:{body}` | the whole string |
 /// | [`shopify`](Self::shopify) | `X-Shopify-Hmac-Sha256: <base64>` | `{body}` | the whole string |
+///
+/// # Only signed bytes decide deduplication
+///
+/// Whoever holds one genuine delivery can resend it with any headers the
+/// signature does not cover. So the dedup key ([`dedup_on`](Self::dedup_on))
+/// is always taken from signed bytes, and what is not signed is said:
+///
+/// | preset | dedup key | event type | replay window |
+/// |---|---|---|---|
+/// | `standard`, `bluum` | `webhook-id` (signed: `{id}`) | body field `type` / `event` (signed) | ±tolerance |
+/// | `stripe` | body field `id` (signed) | body field `type` (signed) | ±tolerance |
+/// | `slack` | body field `event_id` (signed) | body field `type` (signed) | ±tolerance |
+/// | `github` | SHA-256 of the body; `X-GitHub-Delivery` is kept for display only | header `X-GitHub-Event`: **not authenticated** | none |
+/// | `shopify` | SHA-256 of the body; `X-Shopify-Event-Id` is kept for display only | header `X-Shopify-Topic`: **not authenticated** | none |
+/// | `custom` | SHA-256 of the body, unless the id is signed or a body field is named | as configured | as configured |
+///
+/// A type read from a header ([`type_header`](Self::type_header)) is never
+/// covered by a signature: a handler must not trust it for authorisation
+/// ([`type_is_signed`](Self::type_is_signed) says which case you are in).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scheme {
     name: Name,
@@ -44,9 +63,40 @@ pub struct Scheme {
     key_format: KeyFormat,
     id_field: Option<Name>,
     event_type: TypeSource,
+    /// Whether an id header outside the signed content is the dedup key anyway
+    /// ([`Scheme::trust_unsigned_id_header`]).
+    trust_unsigned_id: bool,
 }
 
-/// Where the event type is read from.
+/// What a scheme's events are deduplicated on; see [`Scheme::dedup_on`].
+///
+/// ```
+/// use webhook_inbox::{DedupOn, Scheme};
+///
+/// assert_eq!(Scheme::bluum().dedup_on(), DedupOn::SignedIdHeader("webhook-id"));
+/// assert_eq!(Scheme::stripe().dedup_on(), DedupOn::BodyField("id"));
+/// assert_eq!(Scheme::github().dedup_on(), DedupOn::BodyHash);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DedupOn<'a> {
+    /// The id header, covered by the signature (the signed content holds
+    /// `{id}`): Standard Webhooks, Bluum. An empty value falls back to the
+    /// body field (if one is named), then to the body's SHA-256.
+    SignedIdHeader(&'a str),
+    /// This top-level field of the signed JSON body (Stripe's `id`, Slack's
+    /// `event_id`); the body's SHA-256 when the field is absent.
+    BodyField(&'a str),
+    /// The SHA-256 of the signed body (the id is `sha256:<hex>`): GitHub,
+    /// Shopify, and custom schemes without a signed id. A provider's
+    /// redelivery of an event is byte-identical, so it deduplicates; two
+    /// genuinely distinct events with identical bytes are one event.
+    BodyHash,
+    /// An id header the signature does not cover, made the key by
+    /// [`Scheme::trust_unsigned_id_header`]: a genuine delivery can be
+    /// accepted again under any fresh id.
+    UnsignedIdHeader(&'a str),
+}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TypeSource {
     None,
@@ -234,6 +284,7 @@ fn standard_webhooks(name: &'static str) -> Scheme {
         key_format: KeyFormat::StandardWebhooks,
         id_field: None,
         event_type: TypeSource::Field(Cow::Borrowed("type")),
+        trust_unsigned_id: false,
     }
 }
 
@@ -263,6 +314,7 @@ fn body_only(
         key_format: KeyFormat::Utf8,
         id_field: None,
         event_type: TypeSource::None,
+        trust_unsigned_id: false,
     }
 }
 
@@ -327,6 +379,7 @@ impl Scheme {
             key_format: KeyFormat::Utf8,
             id_field: Some(Cow::Borrowed("id")),
             event_type: TypeSource::Field(Cow::Borrowed("type")),
+            trust_unsigned_id: false,
         }
     }
 
@@ -338,6 +391,26 @@ impl Scheme {
     ///
     /// let with_sha1 = Scheme::github().also_signature_header("X-Hub-Signature", "sha1", Algorithm::HmacSha1);
     /// assert_ne!(with_sha1, Scheme::github());
+    /// ```
+    ///
+    /// **GitHub signs the body only.** `X-GitHub-Delivery` and
+    /// `X-GitHub-Event` are not authenticated: anyone holding one genuine
+    /// delivery can resend it with other values. Therefore:
+    ///
+    /// - the dedup key is the SHA-256 of the body (the event id is
+    ///   `sha256:<hex>`; a redelivery from GitHub's UI is byte-identical and
+    ///   deduplicates). `X-GitHub-Delivery` is kept with the stored event's
+    ///   headers, for display and search, never as the key;
+    /// - the event type comes from `X-GitHub-Event`, **unauthenticated**: a
+    ///   copy sent first with another type reaches that type's handler (a
+    ///   later copy with any type is a duplicate). A handler must not trust the
+    ///   type for authorisation; check the payload's shape instead.
+    ///
+    /// ```
+    /// use webhook_inbox::{DedupOn, Scheme};
+    ///
+    /// assert_eq!(Scheme::github().dedup_on(), DedupOn::BodyHash);
+    /// assert!(!Scheme::github().type_is_signed());
     /// ```
     pub fn github() -> Self {
         body_only(
@@ -376,12 +449,19 @@ impl Scheme {
     }
 
     /// Shopify: `X-Shopify-Hmac-Sha256: <base64>` of the HMAC of the body; no
-    /// timestamp.
+    /// timestamp, so no replay window.
+    ///
+    /// **Shopify signs the body only.** As for [`github`](Self::github): the
+    /// dedup key is the SHA-256 of the body (`X-Shopify-Event-Id` is kept with
+    /// the stored headers for display and search, never as the key; Shopify's
+    /// retries resend the same bytes), and the type from `X-Shopify-Topic` is
+    /// **not authenticated**: a handler must not trust it for authorisation.
     ///
     /// ```
-    /// use webhook_inbox::Scheme;
+    /// use webhook_inbox::{DedupOn, Scheme};
     ///
     /// assert_eq!(Scheme::shopify().id_header_name(), Some("X-Shopify-Event-Id"));
+    /// assert_eq!(Scheme::shopify().dedup_on(), DedupOn::BodyHash);
     /// ```
     pub fn shopify() -> Self {
         body_only(
@@ -400,6 +480,11 @@ impl Scheme {
     /// the secret's bytes, no id, no timestamp. Change what differs, and say which
     /// labels to accept with [`accept`](Self::accept) (`""` for unlabeled
     /// entries); a scheme with no accepted label is refused when a verifier is built.
+    ///
+    /// Its events are deduplicated on the body's SHA-256 unless the signed
+    /// content holds `{id}` or an [`id_field`](Self::id_field) is named: an
+    /// [`id_header`](Self::id_header) outside the signed content is kept for
+    /// display only (see [`dedup_on`](Self::dedup_on)).
     ///
     /// ```
     /// use webhook_inbox::{Encoding, Scheme, SignatureFormat, SignedContent};
@@ -476,13 +561,17 @@ impl Scheme {
         self
     }
 
-    /// Sets the header that carries the delivery id (signed when the content
-    /// template uses `{id}`).
+    /// Sets the header that carries the delivery id. It is signed, and the
+    /// dedup key, when the content template uses `{id}`; otherwise it is kept
+    /// with the stored event for display and search, and the key comes from
+    /// signed bytes (see [`dedup_on`](Self::dedup_on)).
     ///
     /// ```
-    /// use webhook_inbox::Scheme;
+    /// use webhook_inbox::{DedupOn, Scheme};
     ///
     /// assert_eq!(Scheme::bluum().id_header("X-Id").id_header_name(), Some("X-Id"));
+    /// let unsigned = Scheme::custom("acme", "X-Sig").id_header("X-Acme-Delivery");
+    /// assert_eq!(unsigned.dedup_on(), DedupOn::BodyHash);
     /// ```
     pub fn id_header(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.id_header = Some(name.into());
@@ -619,10 +708,10 @@ impl Scheme {
         self
     }
 
-    /// Reads the event id from this top-level field of the JSON body when the
-    /// id header is absent (Stripe's `id`, Slack's `event_id`). Without either,
-    /// the id is the SHA-256 of the body, so a retried delivery of the same bytes
-    /// still deduplicates.
+    /// Reads the event id from this top-level field of the JSON body (Stripe's
+    /// `id`, Slack's `event_id`) when there is no signed id header. Without
+    /// either, the id is the SHA-256 of the body, so a retried delivery of the
+    /// same bytes still deduplicates.
     ///
     /// ```
     /// use webhook_inbox::Scheme;
@@ -650,15 +739,78 @@ impl Scheme {
 
     /// Reads the event type from this header (`X-GitHub-Event`, `X-Shopify-Topic`).
     ///
+    /// **No signature covers a header type**: whoever holds one genuine
+    /// delivery can send it first under another type, to another handler. A
+    /// handler must not trust such a type for authorisation. When the sender
+    /// also puts the type in the body, use [`type_field`](Self::type_field)
+    /// instead.
+    ///
     /// ```
     /// use webhook_inbox::Scheme;
     ///
     /// let s = Scheme::custom("acme", "X-Sig").type_header("X-Acme-Event");
-    /// # let _ = s;
+    /// assert!(!s.type_is_signed());
     /// ```
     pub fn type_header(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.event_type = TypeSource::Header(name.into());
         self
+    }
+
+    /// Makes an [`id_header`](Self::id_header) that the signature does not
+    /// cover the dedup key anyway. **This re-opens the replay hole the default
+    /// closes**: anyone holding one genuine delivery can have it accepted (and
+    /// handled) again under each fresh id they send, as often as they like.
+    /// Use it only for a sender whose retries of one event differ in their
+    /// bytes (so the default body hash would not deduplicate them) and whose
+    /// deliveries carry a signed timestamp, which at least bounds replays to
+    /// the tolerance. Has no effect when the content signs `{id}`.
+    ///
+    /// ```
+    /// use webhook_inbox::{DedupOn, Scheme};
+    ///
+    /// let s = Scheme::custom("acme", "X-Sig")
+    ///     .id_header("X-Acme-Delivery")
+    ///     .trust_unsigned_id_header();
+    /// assert_eq!(s.dedup_on(), DedupOn::UnsignedIdHeader("X-Acme-Delivery"));
+    /// ```
+    pub fn trust_unsigned_id_header(mut self) -> Self {
+        self.trust_unsigned_id = true;
+        self
+    }
+
+    /// What events of this scheme are deduplicated on: always signed bytes
+    /// (a signed id header, a field of the signed body, or the body's
+    /// SHA-256), unless [`trust_unsigned_id_header`](Self::trust_unsigned_id_header)
+    /// says otherwise.
+    ///
+    /// ```
+    /// use webhook_inbox::{DedupOn, Scheme};
+    ///
+    /// assert_eq!(Scheme::slack().dedup_on(), DedupOn::BodyField("event_id"));
+    /// assert_eq!(Scheme::shopify().dedup_on(), DedupOn::BodyHash);
+    /// ```
+    pub fn dedup_on(&self) -> DedupOn<'_> {
+        match (self.id_header.as_deref(), self.id_field.as_deref()) {
+            (Some(header), _) if self.content.uses_id() => DedupOn::SignedIdHeader(header),
+            (Some(header), _) if self.trust_unsigned_id => DedupOn::UnsignedIdHeader(header),
+            (_, Some(field)) => DedupOn::BodyField(field),
+            _ => DedupOn::BodyHash,
+        }
+    }
+
+    /// Whether the event type is covered by the signature: read from a field
+    /// of the signed body, or not read at all. `false` for a type header
+    /// (GitHub's `X-GitHub-Event`, Shopify's `X-Shopify-Topic`), which a
+    /// handler must not trust for authorisation.
+    ///
+    /// ```
+    /// use webhook_inbox::Scheme;
+    ///
+    /// assert!(Scheme::bluum().type_is_signed());
+    /// assert!(!Scheme::shopify().type_is_signed());
+    /// ```
+    pub fn type_is_signed(&self) -> bool {
+        !matches!(self.event_type, TypeSource::Header(_))
     }
 
     /// The scheme's name.
@@ -844,6 +996,38 @@ mod tests {
             scheme.check().unwrap();
             assert_eq!(scheme.name(), name);
         }
+    }
+
+    #[test]
+    fn no_preset_dedups_on_or_routes_by_an_unsigned_field_unsaid() {
+        for name in ["standard", "bluum", "stripe", "github", "slack", "shopify"] {
+            let scheme = Scheme::preset(name).unwrap();
+            let key_is_signed = match scheme.dedup_on() {
+                DedupOn::SignedIdHeader(_) => scheme.content().uses_id(),
+                DedupOn::BodyField(_) | DedupOn::BodyHash => true,
+                DedupOn::UnsignedIdHeader(_) => false,
+            };
+            assert!(key_is_signed, "{name}");
+            // The type is unsigned exactly where the docs say so.
+            assert_eq!(
+                scheme.type_is_signed(),
+                !matches!(name, "github" | "shopify"),
+                "{name}"
+            );
+        }
+        let custom = Scheme::custom("x", "X-Sig").id_header("X-Id");
+        assert_eq!(custom.dedup_on(), DedupOn::BodyHash);
+        assert_eq!(
+            custom.clone().id_field("id").dedup_on(),
+            DedupOn::BodyField("id")
+        );
+        assert_eq!(
+            custom
+                .timestamp_header("X-Ts")
+                .signed_content(SignedContent::parse("{id}.{timestamp}.{body}").unwrap())
+                .dedup_on(),
+            DedupOn::SignedIdHeader("X-Id")
+        );
     }
 
     #[test]

@@ -331,6 +331,12 @@ pub struct Verified<'a> {
 impl<'a> Verified<'a> {
     /// The value of the scheme's id header, if the scheme has one and it was sent.
     ///
+    /// It is authenticated only when the signed content holds `{id}`
+    /// (Standard Webhooks, Bluum). GitHub's `X-GitHub-Delivery` and Shopify's
+    /// `X-Shopify-Event-Id` are not signed: anyone holding a genuine delivery
+    /// can resend it with another value here, which is why the inbox never
+    /// deduplicates on them (see [`Scheme::dedup_on`]).
+    ///
     /// ```
     /// use webhook_inbox::{Scheme, Signer, Verifier};
     ///

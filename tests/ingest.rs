@@ -295,7 +295,9 @@ fn ids_and_types_come_from_each_schemes_place() {
         .sign("", t, body);
     assert_eq!(stripe.ingest(&headers, body).unwrap().id(), "evt_1Abc");
 
-    // GitHub: both from headers; the body need not be JSON.
+    // GitHub: the type from a header; the id from the signed body (its
+    // SHA-256), since GitHub does not sign `X-GitHub-Delivery`, which is kept
+    // with the stored headers. The body need not be JSON.
     let github = inbox
         .ingestor(Verifier::new(Scheme::github(), ["gh"]).unwrap())
         .build()
@@ -306,9 +308,16 @@ fn ids_and_types_come_from_each_schemes_place() {
             .unwrap()
             .sign("72d3162e-cc78-11e3", t, body);
     headers.push(("X-GitHub-Event".into(), "push".into()));
-    assert_eq!(
-        github.ingest(&headers, body).unwrap().id(),
-        "72d3162e-cc78-11e3"
+    let id = github.ingest(&headers, body).unwrap().id().to_owned();
+    assert!(id.starts_with("sha256:") && id.len() == 7 + 64, "{id}");
+    let stored = inbox.event(&id).unwrap().expect("stored");
+    assert_eq!(stored.event_type, "push");
+    assert!(
+        stored
+            .headers
+            .contains(&("X-GitHub-Delivery".into(), "72d3162e-cc78-11e3".into())),
+        "{:?}",
+        stored.headers
     );
     let untyped: Vec<_> = headers
         .iter()
@@ -322,8 +331,8 @@ fn ids_and_types_come_from_each_schemes_place() {
         ))
     ));
 
-    // Shopify without an event-id header: the body's SHA-256 is the id, so a
-    // retry of the same bytes still deduplicates.
+    // Shopify (here without its unsigned event-id header): the body's SHA-256
+    // is the id, so a retry of the same bytes still deduplicates.
     let shopify = inbox
         .ingestor(Verifier::new(Scheme::shopify(), ["sh"]).unwrap())
         .build()
@@ -444,6 +453,126 @@ fn markers_expire_after_the_retention_and_stay_bounded() {
     // A delivery of an expired id is accepted again.
     let body = bluum_body("order.filled", 0);
     accepted(ingestor.ingest(&signer.sign("evt_0_0", clock.unix_seconds(), &body), &body));
+    worker.shutdown().unwrap();
+}
+
+/// A replay inside the verifier's window must meet its dedup marker: a
+/// retention shorter than twice the tolerance is refused when the ingestor is
+/// built (a delivery signed `tolerance` ahead of the clock still verifies
+/// `2 × tolerance` after it was accepted). Schemes without a timestamp have no
+/// window and are not held to it.
+#[test]
+fn a_retention_shorter_than_the_replay_window_is_refused() {
+    let dir = TempDir::new("retention-window");
+    let inbox = Inbox::builder(dir.path())
+        .retention(Duration::from_secs(1))
+        .open()
+        .unwrap();
+    let err = inbox
+        .ingestor(Verifier::new(Scheme::bluum(), [SECRET]).unwrap())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("retention"), "{err}");
+    assert_eq!(
+        err,
+        webhook_inbox::ConfigError::RetentionTooShort {
+            retention: Duration::from_secs(1),
+            tolerance: Duration::from_secs(300),
+            needed: Duration::from_secs(600),
+        }
+    );
+    // The boundary: exactly twice the tolerance is enough, a second less is not.
+    let with_tolerance = |secs| {
+        inbox
+            .ingestor(
+                Verifier::builder(Scheme::stripe())
+                    .secret("whsec_s")
+                    .tolerance(Duration::from_secs(secs))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    assert!(with_tolerance(0).is_ok());
+    assert!(matches!(
+        with_tolerance(1),
+        Err(webhook_inbox::ConfigError::RetentionTooShort { .. })
+    ));
+    // No timestamp, no window: GitHub builds on any retention.
+    assert!(
+        inbox
+            .ingestor(Verifier::new(Scheme::github(), ["gh"]).unwrap())
+            .build()
+            .is_ok()
+    );
+    inbox.close().unwrap();
+
+    let dir = TempDir::new("retention-window-ok");
+    let inbox = Inbox::builder(dir.path())
+        .retention(Duration::from_secs(600))
+        .open()
+        .unwrap();
+    assert!(bluum(&inbox).source() == "bluum");
+    inbox.close().unwrap();
+}
+
+/// With the shortest retention allowed (twice the tolerance), a replay at any
+/// moment it still verifies is a duplicate — even of an event signed at the
+/// far edge of the window and handled at once.
+#[test]
+fn a_replay_anywhere_inside_the_window_is_a_duplicate() {
+    let dir = TempDir::new("retention-edge");
+    let start = now();
+    let clock = ManualClock::at_unix(start);
+    let inbox = Inbox::builder(dir.path())
+        .retention(Duration::from_secs(600))
+        .clock(clock.clone())
+        .open()
+        .unwrap();
+    let ingestor = inbox
+        .ingestor(
+            Verifier::builder(Scheme::bluum())
+                .secret(SECRET)
+                .clock(clock.clone())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let router = webhook_inbox::Router::builder()
+        .on("*", |_e: &webhook_inbox::Event| Ok(()))
+        .build()
+        .unwrap();
+    let worker =
+        webhook_inbox::Worker::start(&inbox, router, webhook_inbox::WorkerConfig::default())
+            .unwrap();
+    // Signed 300 s ahead of the clock: it verifies from now until now + 600 s.
+    let body = bluum_body("order.filled", 1);
+    let headers = common::signer().sign("evt_edge", start + 300, &body);
+    accepted(ingestor.ingest(&headers, &body));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while worker.stats().handled < 1 {
+        assert!(std::time::Instant::now() < deadline, "never handled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for at in [1, 300, 599, 600] {
+        clock.set_unix(start + at);
+        inbox.events(&webhook_inbox::EventQuery::all()).unwrap(); // the store has applied
+        inbox.collect_expired().unwrap();
+        assert_eq!(
+            ingestor.ingest(&headers, &body).unwrap(),
+            Ingested::Duplicate {
+                id: "evt_edge".into()
+            },
+            "{at} s after acceptance"
+        );
+    }
+    clock.set_unix(start + 601);
+    assert!(matches!(
+        ingestor.ingest(&headers, &body),
+        Err(IngestError::Rejected(VerifyError::TimestampTooOld { .. }))
+    ));
+    assert_eq!(worker.stats().handled, 1);
     worker.shutdown().unwrap();
 }
 

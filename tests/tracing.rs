@@ -128,3 +128,70 @@ fn ingest_outcomes_and_handler_attempts_are_traced() {
         "{dead}"
     );
 }
+
+/// Refusals come from unauthenticated senders, so a flood of them must not
+/// fill the logs: one `warn` per kind of refusal per 10 s, the others at
+/// `debug`, and the next `warn` says how many were suppressed.
+#[test]
+fn a_flood_of_refusals_is_one_warn_per_kind_and_window() {
+    use webhook_inbox::{ManualClock, Signer};
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let dir = TempDir::new("tracing-flood");
+    let clock = ManualClock::at_unix(common::now());
+    let inbox = Inbox::builder(dir.path())
+        .clock(clock.clone())
+        .open()
+        .unwrap();
+    let bluum = inbox
+        .ingestor(Verifier::new(Scheme::bluum(), [SECRET]).unwrap())
+        .build()
+        .unwrap();
+    let body = bluum_body("order.filled", 1);
+    let forged = Signer::new(Scheme::bluum(), "whsec_b3RoZXI=")
+        .unwrap()
+        .sign("evt_forged", common::now(), &body);
+    let stale = common::signer().sign("evt_stale", common::now() - 3600, &body);
+
+    // Ingest runs on the calling thread: a scoped subscriber sees all of it.
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..500 {
+            assert_eq!(bluum.ingest(&forged, &body).unwrap_err().status(), 401);
+        }
+        for _ in 0..3 {
+            assert_eq!(bluum.ingest(&stale, &body).unwrap_err().status(), 401);
+        }
+        clock.advance(Duration::from_secs(9));
+        bluum.ingest(&forged, &body).unwrap_err();
+        clock.advance(Duration::from_secs(2));
+        bluum.ingest(&forged, &body).unwrap_err();
+    });
+
+    let text = captured.text();
+    let refused = |level: &str, kind: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| {
+                l.contains(level)
+                    && l.contains("refused")
+                    && l.contains(&format!("kind=\"{kind}\""))
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    let warned = refused("WARN", "bad_signature");
+    assert_eq!(warned.len(), 2, "{warned:#?}");
+    assert!(warned[0].contains("suppressed=0"), "{}", warned[0]);
+    // 499 of the flood plus the one 9 s later went to debug; the next warn says so.
+    assert!(warned[1].contains("suppressed=500"), "{}", warned[1]);
+    assert_eq!(refused("DEBUG", "bad_signature").len(), 500);
+    // Another kind has its own window.
+    assert_eq!(refused("WARN", "stale_timestamp").len(), 1);
+    assert_eq!(refused("DEBUG", "stale_timestamp").len(), 2);
+    assert_eq!(inbox.stats().rejected.bad_signature, 502);
+}

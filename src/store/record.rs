@@ -116,9 +116,9 @@ pub(crate) fn split_seq(rest: &[u8]) -> Result<(u64, &[u8]), String> {
 /// Decodes a `progress` value (format byte + bincode).
 pub(crate) fn decode_progress(bytes: &[u8]) -> Result<Progress, String> {
     match bytes.split_first() {
-        Some((&FORMAT, rest)) => bincode::decode_from_slice(rest, config())
-            .map(|(p, _)| p)
-            .map_err(|e| format!("undecodable progress record: {e}")),
+        Some((&FORMAT, rest)) => {
+            decode_bounded(rest).map_err(|e| format!("undecodable progress record: {e}"))
+        }
         Some((other, _)) => Err(format!("progress record in unknown format {other}")),
         None => Err("empty progress record".to_owned()),
     }
@@ -167,6 +167,40 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Decodes one bincode value from `bytes` with an allocation limit that
+/// follows the input's own length, so a corrupt length prefix (a frame whose
+/// checksum matches but whose content declares a terabyte) is an error, never
+/// an allocation that aborts the process.
+///
+/// bincode counts what it is about to allocate against the limit: each
+/// integer its in-memory size (8 bytes for a 1-byte varint), each collection
+/// its in-memory size before reading it (a `Vec<u8>` its length, a list of
+/// string pairs 48 bytes per element, each at least 2 encoded bytes). So a
+/// valid record never claims more than 32 times its encoded length, and the
+/// records ingest writes past 1 MiB are a body plus a few headers. bincode's
+/// limit is a constant, hence the size classes:
+///
+/// | input | limit |
+/// |---|---|
+/// | ≤ 4 KiB | 256 KiB |
+/// | ≤ 64 KiB | 4 MiB |
+/// | ≤ 1 MiB | 32 MiB |
+/// | larger (a frame holds at most 65 MiB) | 256 MiB |
+fn decode_bounded<T: Decode<()>>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    let decoded = if bytes.len() <= 4 * KIB {
+        bincode::decode_from_slice(bytes, config().with_limit::<{ 256 * KIB }>())
+    } else if bytes.len() <= 64 * KIB {
+        bincode::decode_from_slice(bytes, config().with_limit::<{ 4 * MIB }>())
+    } else if bytes.len() <= MIB {
+        bincode::decode_from_slice(bytes, config().with_limit::<{ 32 * MIB }>())
+    } else {
+        bincode::decode_from_slice(bytes, config().with_limit::<{ 256 * MIB }>())
+    };
+    decoded.map(|(value, _)| value)
+}
+
 /// `FORMAT` followed by the record.
 #[cfg(test)]
 pub(crate) fn encode_event(record: &EventRecord) -> Vec<u8> {
@@ -190,9 +224,9 @@ pub(crate) fn encode_event(record: &EventRecord) -> Vec<u8> {
 /// Decodes a value written by [`encode_event`].
 pub(crate) fn decode_event(bytes: &[u8]) -> Result<EventRecord, String> {
     match bytes.split_first() {
-        Some((&FORMAT, rest)) => bincode::decode_from_slice(rest, config())
-            .map(|(record, _)| record)
-            .map_err(|e| format!("undecodable event record: {e}")),
+        Some((&FORMAT, rest)) => {
+            decode_bounded(rest).map_err(|e| format!("undecodable event record: {e}"))
+        }
         Some((other, _)) => Err(format!("event record in unknown format {other}")),
         None => Err("empty event record".to_owned()),
     }
@@ -246,9 +280,9 @@ pub(crate) fn encode_keys(keys: &[&[u8]]) -> Vec<u8> {
 /// Decodes an `expiry` value written by [`encode_keys`].
 pub(crate) fn decode_keys(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     match bytes.split_first() {
-        Some((&FORMAT, rest)) => bincode::decode_from_slice(rest, config())
-            .map(|(keys, _)| keys)
-            .map_err(|e| format!("undecodable expiry entry: {e}")),
+        Some((&FORMAT, rest)) => {
+            decode_bounded(rest).map_err(|e| format!("undecodable expiry entry: {e}"))
+        }
         _ => Err("expiry entry in an unknown format".to_owned()),
     }
 }
@@ -324,6 +358,137 @@ mod tests {
             keys.map(<[u8]>::to_vec)
         );
         assert!(decode_keys(b"").is_err());
+    }
+
+    fn sample_record() -> EventRecord {
+        EventRecord {
+            source: "github".into(),
+            id: "sha256:00ff".into(),
+            event_type: "push".into(),
+            received_at_ms: 1_764_331_200_000,
+            headers: vec![
+                ("X-GitHub-Delivery".into(), "d-1".into()),
+                ("X-GitHub-Event".into(), "push".into()),
+            ],
+            body: br#"{"ref":"refs/heads/main"}"#.to_vec(),
+        }
+    }
+
+    /// bincode's standard varint: a `u64` marker byte, then 8 bytes LE.
+    fn varint_u64(v: u64) -> Vec<u8> {
+        let mut out = vec![253];
+        out.extend_from_slice(&v.to_le_bytes());
+        out
+    }
+
+    /// A record whose checksum would match but whose content declares a huge
+    /// string, body, header list, history or key list: each is an error, not
+    /// an allocation that aborts the process (as it did without a limit).
+    #[test]
+    fn huge_declared_lengths_are_errors_not_allocations() {
+        for len in [1u64 << 40, 1 << 60, u64::MAX, 300 << 20] {
+            let mut event = vec![FORMAT];
+            event.extend(varint_u64(len));
+            event.extend_from_slice(b"github");
+            assert!(decode_event(&event).is_err(), "{len}");
+
+            // A valid prefix up to the header list, which claims `len` pairs.
+            let mut headers = encode_event(&EventRecord {
+                headers: Vec::new(),
+                body: Vec::new(),
+                ..sample_record()
+            });
+            headers.truncate(headers.len() - 2); // the empty list and body
+            headers.extend(varint_u64(len));
+            assert!(decode_event(&headers).is_err(), "{len}");
+
+            let mut progress = vec![FORMAT, 1, 2, 0];
+            progress.extend(varint_u64(len));
+            assert!(decode_progress(&progress).is_err(), "{len}");
+
+            let mut keys = vec![FORMAT];
+            keys.extend(varint_u64(len));
+            assert!(decode_keys(&keys).is_err(), "{len}");
+        }
+    }
+
+    /// The limit never refuses what ingest could write: many empty headers
+    /// (the most the limit counts per encoded byte) in every size class, and
+    /// a body of the largest size accepted.
+    #[test]
+    fn the_limit_refuses_no_valid_record() {
+        for count in [1, 100, 2_000, 30_000, 400_000] {
+            let record = EventRecord {
+                headers: vec![(String::new(), String::new()); count],
+                ..sample_record()
+            };
+            assert_eq!(decode_event(&encode_event(&record)), Ok(record), "{count}");
+        }
+        let big = EventRecord {
+            body: vec![b'x'; crate::ingest::MAX_BODY_LIMIT],
+            ..sample_record()
+        };
+        assert_eq!(
+            decode_event(&encode_event(&big)).map(|r| r.body.len()),
+            Ok(big.body.len())
+        );
+        let keys: Vec<Vec<u8>> = (0..50_000u32).map(|n| n.to_be_bytes().to_vec()).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        assert_eq!(decode_keys(&encode_keys(&refs)), Ok(keys));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Arbitrary bytes never panic or abort any decoder.
+        #[test]
+        fn arbitrary_bytes_decode_or_fail_cleanly(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            let mut with_format = vec![FORMAT];
+            with_format.extend_from_slice(&bytes);
+            for input in [&bytes[..], &with_format[..]] {
+                let _ = decode_event(input);
+                let _ = decode_progress(input);
+                let _ = decode_keys(input);
+                let _ = split_seq(input);
+            }
+        }
+
+        /// Valid records with bytes changed, inserted or cut never panic or
+        /// abort; what still decodes is a record, what does not is an error.
+        #[test]
+        fn mutated_records_decode_or_fail_cleanly(
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>(), 0u8..3),
+                1..8,
+            ),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let mut progress = Progress::new(5);
+            progress.push_failure(1, 6, "ledger unavailable");
+            let keys: [&[u8]; 2] = [b"github\0sha256:00", b"bluum\0evt_1"];
+            let valid = [
+                encode_event(&sample_record()),
+                progress_payload(9, &progress)[9..].to_vec(),
+                encode_keys(&keys),
+            ];
+            for original in valid {
+                let mut bytes = original.clone();
+                for (at, byte, how) in &edits {
+                    let i = at.index(bytes.len() + 1);
+                    match how {
+                        0 if i < bytes.len() => bytes[i] = *byte,
+                        1 => bytes.insert(i, *byte),
+                        _ => bytes.splice(i..i, [253, 0, 0, 0, 0, 0, 0, 1, 0]).for_each(drop),
+                    }
+                }
+                bytes.truncate(cut.index(bytes.len() + 1).max(1));
+                let _ = decode_event(&bytes);
+                let _ = decode_progress(&bytes);
+                let _ = decode_keys(&bytes);
+            }
+        }
     }
 
     #[test]

@@ -301,8 +301,12 @@ mod tests {
                 matches!(outcome, Ingested::Accepted { .. }),
                 "{name}: {outcome:?}"
             );
-            assert_eq!(outcome.id(), id, "{name}");
-            let stored = inbox.event(&id).unwrap().unwrap();
+            // GitHub and Shopify do not sign their delivery id: the event id
+            // is the body's hash, the delivery id a stored header.
+            let signed_id = !matches!(name, "github" | "shopify");
+            assert_eq!(outcome.id() == id, signed_id, "{name}: {}", outcome.id());
+            let stored = inbox.event(outcome.id()).unwrap().unwrap();
+            assert!(signed_id || stored.headers.iter().any(|(_, v)| *v == id), "{name}");
             assert_eq!(stored.event_type, "order.filled", "{name}");
         }
         inbox.close().unwrap();

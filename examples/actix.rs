@@ -72,8 +72,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let router = Router::builder().on("*", print_handled).build()?;
     let _worker = Worker::start(&inbox, router, WorkerConfig::default())?; // runs until dropped
 
-    // actix's cap is per worker thread: share the total out.
-    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    // actix's cap is per worker thread: share the total out, never above it.
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let workers = cores.clamp(1, max_connections.max(1));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(bluum.clone()))
@@ -82,7 +83,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .route("/webhooks/bluum", web::post().to(receive))
     })
     .workers(workers)
-    .max_connections(max_connections.div_ceil(workers))
+    .max_connections(max_connections / workers)
     .client_request_timeout(header_timeout) // the first request's headers
     .keep_alive(KeepAlive::Timeout(header_timeout)) // the next request's, on a kept-alive connection
     .bind(("127.0.0.1", port))?;

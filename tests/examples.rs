@@ -195,6 +195,39 @@ fn slow_clients(example: &str) {
     );
 }
 
+/// The connection cap: with `--max-connections 2` and two connections
+/// stalled, a third client waits in the accept queue until the header
+/// timeout frees a place, and is then served.
+fn connection_cap(example: &str) {
+    let store = TempDir::new(example);
+    let ms = HEADER_TIMEOUT.as_millis().to_string();
+    let flags = ["--header-timeout-ms", &ms, "--max-connections", "2"];
+    let server = Server::start(example, store.path(), &flags);
+    let addr = server.addr().to_owned();
+    let stalled = [
+        Stalled::open(&addr, b"POST /webhooks/bluum HTTP/1.1\r\n"),
+        Stalled::open(&addr, b"POST /webhooks/bluum HTTP/1.1\r\n"),
+    ];
+    std::thread::sleep(HEADER_TIMEOUT / 4); // both taken in
+
+    let body = bluum_body("order.filled", 1);
+    let headers = bluum_headers("evt_capped", &body);
+    let answered = server.post_within(&headers, &body, HEADER_TIMEOUT + SLACK);
+    // Since the stalled connections opened: their header timeout, at least.
+    let waited = stalled[0].opened.elapsed();
+    assert_eq!(
+        answered.as_ref().map_err(ToString::to_string),
+        Ok(&(200, "accepted".into())),
+        "{example}: served once a place is free"
+    );
+    assert!(
+        waited >= HEADER_TIMEOUT * 3 / 4,
+        "{example}: a third connection was served {waited:?} after 2 stalled ones opened: no cap"
+    );
+    eprintln!("{example}: the third connection was served {waited:?} after 2 stalled ones opened");
+    drop(stalled);
+}
+
 #[cfg(feature = "axum")]
 #[test]
 fn axum_example() {
@@ -207,6 +240,12 @@ fn axum_example_slow_clients() {
     slow_clients("axum");
 }
 
+#[cfg(feature = "axum")]
+#[test]
+fn axum_example_connection_cap() {
+    connection_cap("axum");
+}
+
 #[test]
 fn actix_example() {
     scenario("actix");
@@ -215,6 +254,11 @@ fn actix_example() {
 #[test]
 fn actix_example_slow_clients() {
     slow_clients("actix");
+}
+
+#[test]
+fn actix_example_connection_cap() {
+    connection_cap("actix");
 }
 
 #[cfg(feature = "http")]
@@ -229,6 +273,12 @@ fn hyper_example_slow_clients() {
     slow_clients("hyper");
 }
 
+#[cfg(feature = "http")]
+#[test]
+fn hyper_example_connection_cap() {
+    connection_cap("hyper");
+}
+
 #[test]
 fn tiny_http_example() {
     scenario("tiny_http");
@@ -237,6 +287,11 @@ fn tiny_http_example() {
 #[test]
 fn tiny_http_example_slow_clients() {
     slow_clients("tiny_http");
+}
+
+#[test]
+fn tiny_http_example_connection_cap() {
+    connection_cap("tiny_http");
 }
 
 /// A raw connection that sent part of a request and then nothing more.

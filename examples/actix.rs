@@ -56,12 +56,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Some(n) => n.parse()?,
         None => MAX_CONNECTIONS,
     };
-    // A fresh directory only this user can open (0700, unguessable name),
-    // never a predictable /tmp path another local user could create first.
-    let mut scratch = None;
+    let mut scratch = None; // without `--store`: a private directory, removed when dropped
     let store = match arg("--store") {
         Some(path) => PathBuf::from(path),
-        None => scratch.insert(tempfile::tempdir()?).path().to_owned(),
+        None => scratch.insert(private_dir()?).path().to_owned(),
     };
     let secret = std::env::var("WEBHOOK_SECRET").unwrap_or_else(|_| TEST_SECRET.to_owned());
 
@@ -161,4 +159,15 @@ fn arg(name: &str) -> Option<String> {
 /// The duration in milliseconds after `name`, or `default`.
 fn millis_arg(name: &str, default: Duration) -> Result<Duration, std::num::ParseIntError> {
     arg(name).map_or(Ok(default), |ms| ms.parse().map(Duration::from_millis))
+}
+
+/// A fresh directory only this user can open: an unguessable name, created
+/// exclusively, mode 0700. Never a predictable /tmp path, which another local
+/// user could create first.
+fn private_dir() -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("webhook-inbox-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
 }

@@ -24,7 +24,7 @@
 //! ```
 //!
 //! `--port 0` picks a free port; without `--store` the events go to a fresh
-//! private temporary directory; the secret is `WEBHOOK_SECRET` (default: the
+//! private temporary directory, left behind when the example is killed; the secret is `WEBHOOK_SECRET` (default: the
 //! test secret above). It answers `200 accepted` (`200 duplicate` when sent
 //! again), and the worker prints `handled order.filled <event id> attempt 1`.
 //! `--header-timeout-ms`, `--request-deadline-ms` and `--max-connections`
@@ -67,14 +67,12 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
             None => MAX_CONNECTIONS,
         },
     };
-    // Fresh directories only this user can open (0700, unguessable names),
-    // never a predictable /tmp path another local user could create first.
-    let mut scratch = None;
+    let mut scratch = None; // without `--store`: a private directory (left behind when killed)
     let store = match arg("--store") {
         Some(path) => PathBuf::from(path),
-        None => scratch.insert(tempfile::tempdir()?).path().to_owned(),
+        None => scratch.insert(private_dir()?).path().to_owned(),
     };
-    let private = tempfile::tempdir()?; // tiny_http's socket: only the guard reaches it
+    let private = private_dir()?; // tiny_http's socket: only the guard reaches it
     let secret = std::env::var("WEBHOOK_SECRET").unwrap_or_else(|_| TEST_SECRET.to_owned());
 
     let inbox = Inbox::open(&store)?;
@@ -152,6 +150,17 @@ fn arg(name: &str) -> Option<String> {
 /// The duration in milliseconds after `name`, or `default`.
 fn millis_arg(name: &str, default: Duration) -> Result<Duration, std::num::ParseIntError> {
     arg(name).map_or(Ok(default), |ms| ms.parse().map(Duration::from_millis))
+}
+
+/// A fresh directory only this user can open: an unguessable name, created
+/// exclusively, mode 0700. Never a predictable /tmp path, which another local
+/// user could create first.
+fn private_dir() -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("webhook-inbox-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
 }
 
 /// The public side: TCP connections relayed to tiny_http's Unix socket, byte

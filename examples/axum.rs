@@ -55,10 +55,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let port: u16 = arg("--port").as_deref().unwrap_or("3000").parse()?;
     let header_timeout = millis_arg("--header-timeout-ms", HEADER_TIMEOUT)?;
     let deadline = millis_arg("--request-deadline-ms", REQUEST_DEADLINE)?;
-    let max_connections = match arg("--max-connections") {
-        Some(n) => n.parse()?,
-        None => MAX_CONNECTIONS,
-    };
+    let max_connections = count_arg("--max-connections", MAX_CONNECTIONS)?;
     let mut scratch = None; // without `--store`: a private directory, removed when dropped
     let store = match arg("--store") {
         Some(path) => PathBuf::from(path),
@@ -138,9 +135,21 @@ fn arg(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
 }
 
-/// The duration in milliseconds after `name`, or `default`.
-fn millis_arg(name: &str, default: Duration) -> Result<Duration, std::num::ParseIntError> {
-    arg(name).map_or(Ok(default), |ms| ms.parse().map(Duration::from_millis))
+/// The duration in milliseconds after `name`, or `default`; never zero.
+fn millis_arg(name: &str, default: Duration) -> Result<Duration, String> {
+    count_arg(name, 0).map(|ms| match ms {
+        0 => default,
+        ms => Duration::from_millis(ms as u64),
+    })
+}
+
+/// The positive number after `name`, or `default`.
+fn count_arg(name: &str, default: usize) -> Result<usize, String> {
+    match arg(name).map(|n| n.parse::<usize>()) {
+        None => Ok(default),
+        Some(Ok(n)) if n > 0 => Ok(n),
+        Some(_) => Err(format!("{name} takes a whole number above 0")),
+    }
 }
 
 /// A fresh directory only this user can open: an unguessable name, created

@@ -6,6 +6,14 @@
 //! waits for about one `fdatasync`) and answers with the [`Reply`]: its
 //! status, its `Retry-After` header when set, and its plain-text body. A
 //! [`Reply`] is also an [`IntoResponse`], for handlers of your own.
+//!
+//! Serving: `axum::serve` has no header-read timeout, no body deadline and
+//! no connection cap, so a few clients that send half a request and stop
+//! hold connections and memory for as long as they like. On a port the
+//! internet reaches, serve the router with hyper's connection builder
+//! (`.timer(TokioTimer::new()).header_read_timeout(..)`), wrap requests in a
+//! `tokio::time::timeout` middleware and cap connections with a semaphore
+//! around `accept`: `examples/axum.rs` in the repository does all three.
 
 use ::axum::body::Bytes;
 use ::axum::extract::State;
@@ -41,7 +49,7 @@ use crate::ingest::{Ingestor, Reply};
 ///
 /// let app: Router = Router::new()
 ///     .route("/webhooks/bluum", post(receive).with_state(bluum.clone()));
-/// // axum::serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?, app).await?;
+/// // Serve it with timeouts and a connection cap: see the module docs.
 /// # drop(app);
 ///
 /// // What a request to that route gets:

@@ -6,10 +6,16 @@
 //! examples` alone does not: a missing or stale example binary fails the test
 //! and says so); these tests start `target/<profile>/examples/<name>` on port 0
 //! with a fresh store and `WEBHOOK_SECRET` set.
+//!
+//! Each example also gets slow clients over raw TCP, with its deadlines
+//! shortened by flags (`--header-timeout-ms`, `--request-deadline-ms`): a
+//! request whose headers stall, one whose body stalls, and a genuine delivery
+//! from another client while several of them are open.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -23,10 +29,20 @@ const STARTUP: Duration = Duration::from_secs(30);
 /// How long the worker may take to run the handler for an accepted event.
 const HANDLED: Duration = Duration::from_secs(10);
 
+/// The header-read timeout the slow-client tests give the examples.
+const HEADER_TIMEOUT: Duration = Duration::from_millis(800);
+/// The whole-request deadline they give them.
+const REQUEST_DEADLINE: Duration = Duration::from_millis(2000);
+/// How late after its deadline a connection may still be closed: a busy
+/// machine, and actix waits up to 1 s for the client to close after its 408.
+const SLACK: Duration = Duration::from_millis(2000);
+/// Connections stalled at once: more than the tiny_http example's 8 threads.
+const STALLED: usize = 10;
+
 /// The one scenario every example must pass.
 fn scenario(example: &str) {
     let store = TempDir::new(example);
-    let mut server = Server::start(example, store.path());
+    let mut server = Server::start(example, store.path(), &[]);
     let post = |headers: &[(String, String)], body: &[u8]| server.post(headers, body);
 
     let body = bluum_body("order.filled", 1);
@@ -90,15 +106,159 @@ fn scenario(example: &str) {
     assert_eq!(server.lines_starting("listening on ").len(), 1);
 }
 
+/// Slow clients: connections whose headers stall are closed within the
+/// header timeout, those whose body stalls within the request deadline, and
+/// while they are all open a genuine delivery from another client is answered.
+fn slow_clients(example: &str) {
+    let store = TempDir::new(example);
+    let ms = |d: Duration| d.as_millis().to_string();
+    let flags = [
+        "--header-timeout-ms",
+        &ms(HEADER_TIMEOUT),
+        "--request-deadline-ms",
+        &ms(REQUEST_DEADLINE),
+    ];
+    let mut server = Server::start(example, store.path(), &flags);
+    let addr = server.addr().to_owned();
+
+    let head = format!(
+        "POST /webhooks/bluum HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n"
+    );
+    let headers_stalled: Vec<Stalled> = (0..STALLED)
+        .map(|_| Stalled::open(&addr, format!("{head}X-Slow: ").as_bytes()))
+        .collect();
+    let bodies_stalled: Vec<Stalled> = (0..STALLED)
+        .map(|i| {
+            // Over 1 KiB: tiny_http reads smaller bodies before handing the request over.
+            let body = padded_envelope(16 * 1024);
+            let mut request = format!("{head}Content-Length: {}\r\n", body.len());
+            for (name, value) in bluum_headers(&format!("evt_slow_{i}"), &body) {
+                request.push_str(&format!("{name}: {value}\r\n"));
+            }
+            request.push_str("\r\n");
+            let mut sent = request.into_bytes();
+            sent.extend_from_slice(&body[..body.len() / 2]);
+            Stalled::open(&addr, &sent)
+        })
+        .collect();
+
+    // Let the server take them all in (a thread each, for tiny_http) before
+    // the genuine delivery comes; well within the header timeout.
+    std::thread::sleep(HEADER_TIMEOUT / 4);
+
+    // (c) Another client is served meanwhile: before the stalled bodies' deadline.
+    let body = bluum_body("order.filled", 1);
+    let answered = server.post_within(
+        &bluum_headers("evt_meanwhile", &body),
+        &body,
+        REQUEST_DEADLINE + SLACK,
+    );
+    assert_eq!(
+        answered.as_ref().map_err(ToString::to_string),
+        Ok(&(200, "accepted".into())),
+        "{example}: a genuine delivery while {STALLED} headers and {STALLED} bodies stall"
+    );
+    let open = bodies_stalled.iter().filter(|s| s.is_open()).count();
+    assert_eq!(
+        open, STALLED,
+        "{example}: the delivery was answered only after stalled connections were dropped"
+    );
+
+    // (a) Stalled headers: closed within the header timeout.
+    for stalled in headers_stalled {
+        let (answer, after) = stalled.closed_within(HEADER_TIMEOUT + SLACK, example, "headers");
+        assert!(
+            answer.is_empty()
+                || answer.starts_with("HTTP/1.1 408")
+                || answer.starts_with("HTTP/1.1 400"),
+            "{example}: stalled headers answered {answer:?}"
+        );
+        eprintln!("{example}: stalled headers closed after {after:?}");
+    }
+    // (b) Stalled bodies: closed within the request deadline (from when the
+    // headers arrived), answered 408 if at all, and nothing stored.
+    for stalled in bodies_stalled {
+        let (answer, after) = stalled.closed_within(REQUEST_DEADLINE + SLACK, example, "a body");
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{example}: a stalled body answered {answer:?}"
+        );
+        eprintln!("{example}: a stalled body closed after {after:?}");
+    }
+
+    server.wait_for("handled order.filled evt_meanwhile attempt 1", HANDLED);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        server.lines_starting("handled "),
+        ["handled order.filled evt_meanwhile attempt 1"],
+        "{example}: no half-sent body was stored"
+    );
+}
+
+/// The connection cap: with `--max-connections 2` and two connections
+/// stalled, a third client waits in the accept queue until the header
+/// timeout frees a place, and is then served.
+fn connection_cap(example: &str) {
+    let store = TempDir::new(example);
+    let ms = HEADER_TIMEOUT.as_millis().to_string();
+    let flags = ["--header-timeout-ms", &ms, "--max-connections", "2"];
+    let server = Server::start(example, store.path(), &flags);
+    let addr = server.addr().to_owned();
+    let stalled = [
+        Stalled::open(&addr, b"POST /webhooks/bluum HTTP/1.1\r\n"),
+        Stalled::open(&addr, b"POST /webhooks/bluum HTTP/1.1\r\n"),
+    ];
+    std::thread::sleep(HEADER_TIMEOUT / 4); // both taken in
+
+    let body = bluum_body("order.filled", 1);
+    let headers = bluum_headers("evt_capped", &body);
+    let answered = server.post_within(&headers, &body, HEADER_TIMEOUT + SLACK);
+    // Since the stalled connections opened: their header timeout, at least.
+    let waited = stalled[0].opened.elapsed();
+    assert_eq!(
+        answered.as_ref().map_err(ToString::to_string),
+        Ok(&(200, "accepted".into())),
+        "{example}: served once a place is free"
+    );
+    assert!(
+        waited >= HEADER_TIMEOUT * 3 / 4,
+        "{example}: a third connection was served {waited:?} after 2 stalled ones opened: no cap"
+    );
+    eprintln!("{example}: the third connection was served {waited:?} after 2 stalled ones opened");
+    drop(stalled);
+}
+
 #[cfg(feature = "axum")]
 #[test]
 fn axum_example() {
     scenario("axum");
 }
 
+#[cfg(feature = "axum")]
+#[test]
+fn axum_example_slow_clients() {
+    slow_clients("axum");
+}
+
+#[cfg(feature = "axum")]
+#[test]
+fn axum_example_connection_cap() {
+    connection_cap("axum");
+}
+
 #[test]
 fn actix_example() {
     scenario("actix");
+}
+
+#[test]
+fn actix_example_slow_clients() {
+    slow_clients("actix");
+}
+
+#[test]
+fn actix_example_connection_cap() {
+    connection_cap("actix");
 }
 
 #[cfg(feature = "http")]
@@ -107,9 +267,86 @@ fn hyper_example() {
     scenario("hyper");
 }
 
+#[cfg(feature = "http")]
+#[test]
+fn hyper_example_slow_clients() {
+    slow_clients("hyper");
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn hyper_example_connection_cap() {
+    connection_cap("hyper");
+}
+
 #[test]
 fn tiny_http_example() {
     scenario("tiny_http");
+}
+
+#[test]
+fn tiny_http_example_slow_clients() {
+    slow_clients("tiny_http");
+}
+
+#[test]
+fn tiny_http_example_connection_cap() {
+    connection_cap("tiny_http");
+}
+
+/// A raw connection that sent part of a request and then nothing more.
+struct Stalled {
+    stream: TcpStream,
+    opened: Instant,
+}
+
+impl Stalled {
+    fn open(addr: &str, sent: &[u8]) -> Self {
+        let mut stream = TcpStream::connect(addr).expect("the example accepts connections");
+        stream.write_all(sent).expect("the example reads");
+        Self {
+            stream,
+            opened: Instant::now(),
+        }
+    }
+
+    /// Whether the server still holds it open: nothing to read, no end of stream.
+    fn is_open(&self) -> bool {
+        let mut byte = [0];
+        let _ = self.stream.set_nonblocking(true);
+        let peeked = self.stream.peek(&mut byte);
+        let _ = self.stream.set_nonblocking(false);
+        matches!(peeked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Waits, at most until `limit` after it was opened, for the server to
+    /// close it; what the server sent first, and when it closed. A
+    /// connection still open at `limit` fails the test (the server has no
+    /// deadline), rather than hanging it.
+    fn closed_within(mut self, limit: Duration, example: &str, what: &str) -> (String, Duration) {
+        let mut answer = Vec::new();
+        let mut chunk = [0; 1024];
+        loop {
+            let left = limit.saturating_sub(self.opened.elapsed());
+            assert!(
+                !left.is_zero(),
+                "{example}: a connection whose {what} stalled is still open after {limit:?}"
+            );
+            self.stream.set_read_timeout(Some(left)).expect("a timeout");
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break, // reset: closed too
+            }
+        }
+        let after = self.opened.elapsed();
+        (String::from_utf8_lossy(&answer).into_owned(), after)
+    }
 }
 
 /// A Bluum envelope of exactly `len` bytes.
@@ -229,12 +466,14 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `example` on port 0 with its store in `store`, and waits until it listens.
-    fn start(example: &str, store: &Path) -> Self {
+    /// Starts `example` on port 0 with its store in `store` and `flags`, and
+    /// waits until it listens.
+    fn start(example: &str, store: &Path, flags: &[&str]) -> Self {
         let path = example_path(example);
         let mut child = Command::new(&path)
             .args(["--port", "0", "--store"])
             .arg(store)
+            .args(flags)
             .env("WEBHOOK_SECRET", SECRET)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -271,32 +510,57 @@ impl Server {
         server
     }
 
+    /// `127.0.0.1:<port>`.
+    fn addr(&self) -> &str {
+        let addr = self.url.trim_start_matches("http://");
+        addr.split('/').next().unwrap_or_default()
+    }
+
     /// POSTs a delivery; returns the status and the body.
     fn post(&self, headers: &[(String, String)], body: &[u8]) -> (u16, String) {
-        let mut request = self.agent.post(&self.url);
+        self.send(&self.agent, headers, body)
+            .expect("the example answers")
+    }
+
+    /// POSTs a delivery on a connection of its own, giving up after `timeout`.
+    fn post_within(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<(u16, String), ureq::Error> {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .into();
+        self.send(&agent, headers, body)
+    }
+
+    fn send(
+        &self,
+        agent: &ureq::Agent,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(u16, String), ureq::Error> {
+        let mut request = agent.post(&self.url);
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        let mut response = request.send(body).expect("the example answers");
+        let mut response = request.send(body)?;
         let status = response.status().as_u16();
-        (
+        Ok((
             status,
             response.body_mut().read_to_string().unwrap_or_default(),
-        )
+        ))
     }
 
     /// POSTs over a bare TCP connection, so no client-side limit gets in the
     /// way of hostile headers; the status, or the error when the server
     /// closed the connection instead of answering.
     fn raw_post(&self, headers: &[(String, String)], body: &[u8]) -> std::io::Result<u16> {
-        use std::io::{Read, Write};
-        let addr = self
-            .url
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        let mut stream = std::net::TcpStream::connect(addr)?;
+        let addr = self.addr();
+        let mut stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut request = format!(
             "POST /webhooks/bluum HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",

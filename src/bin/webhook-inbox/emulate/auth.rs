@@ -203,7 +203,11 @@ mod tests {
             "tenant-2:s3cret",
             "tenant:other",
         ] {
-            assert_eq!(keys.check(Some(&basic(bad))), Err(Refusal::Invalid), "{bad}");
+            assert_eq!(
+                keys.check(Some(&basic(bad))),
+                Err(Refusal::Invalid),
+                "{bad}"
+            );
         }
         assert_eq!(keys.check(Some(&basic("tenant:s3cret"))), Ok(Scope::Tenant));
         assert_eq!(
@@ -212,7 +216,10 @@ mod tests {
         );
         // The digests are of fixed length: texts of any length compare.
         assert!(bool::from(same_digest(&digest("a"), &digest("a"))));
-        assert!(!bool::from(same_digest(&digest("a"), &digest(&"a".repeat(10_000)))));
+        assert!(!bool::from(same_digest(
+            &digest("a"),
+            &digest(&"a".repeat(10_000))
+        )));
         assert_eq!(digest("").len(), digest(&"x".repeat(1 << 16)).len());
     }
 }

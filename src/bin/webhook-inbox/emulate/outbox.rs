@@ -172,7 +172,9 @@ impl Outbox {
                     use std::sync::mpsc::RecvTimeoutError;
                     loop {
                         if let Err(e) = prune(&inbox, &registry, retention) {
-                            log(&format!("pruning old deliveries failed (tried again later): {e}"));
+                            log(&format!(
+                                "pruning old deliveries failed (tried again later): {e}"
+                            ));
                         }
                         match stopped.recv_timeout(every) {
                             Err(RecvTimeoutError::Timeout) => {}
@@ -230,7 +232,15 @@ impl Outbox {
     fn requeue_lost(&self, registry: &Registry, retention: Duration) -> Result<(), OutboxError> {
         let mut count = 0;
         for delivery in registry.deliveries_iter() {
-            let delivery = delivery?;
+            let delivery = match delivery {
+                Ok(delivery) => delivery,
+                // One damaged record does not keep the others from being sent.
+                Err(e @ RegistryError::Corrupt(..)) => {
+                    log(&format!("skipped at start: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let expired = delivery
                 .attempts
                 .last()
@@ -350,7 +360,10 @@ impl Sender {
                 delivery.event_type,
                 delivery.attempts.len() + 1,
             ));
-            self.log(&delivery, failed_attempt(None, error.clone(), None, duration_ms))?;
+            self.log(
+                &delivery,
+                failed_attempt(None, error.clone(), None, duration_ms),
+            )?;
             return Err(HandlerError::permanent(error));
         }
         let attempt = match outcome {
@@ -407,7 +420,9 @@ pub fn redact_url(url: &str) -> String {
     let cut = url.find(['?', '#']).unwrap_or(url.len());
     let (scheme, rest) = url[..cut].split_once("://").unwrap_or(("", &url[..cut]));
     let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let query = if cut < url.len() { "?…" } else { "" };
     format!("{scheme}://{host}{path}{query}")
 }

@@ -62,9 +62,7 @@ impl Targets {
                 "{ip} is {what}: refused unless the emulator is started with \
                  --allow-private-targets"
             ))),
-            Class::Never(what) => Err(Refused(format!(
-                "{ip} is {what}: never a delivery target"
-            ))),
+            Class::Never(what) => Err(Refused(format!("{ip} is {what}: never a delivery target"))),
         }
     }
 
@@ -243,7 +241,13 @@ mod tests {
 
     #[test]
     fn loopback_and_public_pass_link_local_and_metadata_never_do() {
-        for ok in ["127.0.0.1", "127.9.9.9", "::1", "93.184.216.34", "2606:4700::1111"] {
+        for ok in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::1",
+            "93.184.216.34",
+            "2606:4700::1111",
+        ] {
             assert_eq!(STRICT.check_ip(ip(ok)), Ok(()), "{ok}");
         }
         for never in [
@@ -262,7 +266,10 @@ mod tests {
             "2002:a9fe:a9fe::1",
         ] {
             assert!(STRICT.check_ip(ip(never)).is_err(), "{never}");
-            assert!(LENIENT.check_ip(ip(never)).is_err(), "{never} even when lenient");
+            assert!(
+                LENIENT.check_ip(ip(never)).is_err(),
+                "{never} even when lenient"
+            );
         }
     }
 
@@ -284,10 +291,19 @@ mod tests {
             "::10.1.2.3",
         ] {
             let err = STRICT.check_ip(ip(private)).unwrap_err();
-            assert!(err.0.contains("--allow-private-targets"), "{private}: {err}");
+            assert!(
+                err.0.contains("--allow-private-targets"),
+                "{private}: {err}"
+            );
             assert_eq!(LENIENT.check_ip(ip(private)), Ok(()), "{private}");
         }
-        for public in ["172.15.0.1", "172.32.0.1", "100.63.0.1", "100.128.0.1", "11.0.0.1"] {
+        for public in [
+            "172.15.0.1",
+            "172.32.0.1",
+            "100.63.0.1",
+            "100.128.0.1",
+            "11.0.0.1",
+        ] {
             assert_eq!(STRICT.check_ip(ip(public)), Ok(()), "{public}");
         }
     }

@@ -92,7 +92,7 @@ fn a_stalled_request_head_is_closed_within_the_header_timeout_while_others_are_s
     let store = TempDir::new("hard-stalled-head");
     let mut emulator = Emulator::start(
         store.path(),
-        &["--header-timeout", "500ms", "--request-timeout", "1s"],
+        &["--header-timeout", "2s", "--request-timeout", "1s"],
     );
     let started = Instant::now();
     // Half a request head, then nothing; and a connection that sends nothing.
@@ -106,22 +106,22 @@ fn a_stalled_request_head_is_closed_within_the_header_timeout_while_others_are_s
     let (status, list) = emulator.call("GET", "/webhooks", None);
     assert_eq!(status, 200, "{list}");
     assert!(
-        started.elapsed() < Duration::from_millis(400),
+        started.elapsed() < Duration::from_millis(1500),
         "served while the stalled one waits: {:?}",
         started.elapsed()
     );
 
-    let deadline = started + Duration::from_secs(5);
+    let deadline = started + Duration::from_secs(8);
     for (what, stream) in [
         ("a stalled head", &mut stalled),
         ("an idle connection", &mut idle),
     ] {
         let closed = closed_by(stream, deadline)
-            .unwrap_or_else(|| panic!("{what} was still open after 5 s"));
+            .unwrap_or_else(|| panic!("{what} was still open after 8 s"));
         let after = closed - started;
         assert!(
-            after >= Duration::from_millis(400) && after < Duration::from_secs(3),
-            "{what} closed after {after:?}, expected about the 500 ms header timeout"
+            after >= Duration::from_millis(1800) && after < Duration::from_secs(6),
+            "{what} closed after {after:?}, expected about the 2 s header timeout"
         );
     }
     assert!(emulator.is_running());
@@ -202,10 +202,10 @@ fn an_answer_left_unread_closes_the_connection_after_the_request_timeout() {
         store.path(),
         &["--header-timeout", "60s", "--request-timeout", "1s"],
     );
-    // Pipelined requests whose answers (the event catalog, tens of MB in
-    // all) overflow both socket buffers while the client reads nothing.
+    // Pipelined requests whose answers (the event catalog, 3 KiB each, over
+    // 30 MB in all) overflow both socket buffers while the client reads nothing.
     let one = head(emulator.addr(), "GET", "/v1/webhooks/event-types", "");
-    let request = one.repeat(2000).into_bytes();
+    let request = one.repeat(10_000).into_bytes();
     let mut stream = TcpStream::connect(emulator.addr()).unwrap();
     let mut writer = stream.try_clone().unwrap();
     writer

@@ -112,24 +112,37 @@ impl Keys {
             .map_err(|_| Refusal::Malformed)?;
         let decoded = String::from_utf8(decoded).map_err(|_| Refusal::Malformed)?;
         let (key, secret) = decoded.split_once(':').ok_or(Refusal::Malformed)?;
+        // Both halves are compared as SHA-256 digests, in constant time, and
+        // every known key is looked at: neither the secret's length nor which
+        // key id exists shows in how long the answer takes.
+        let (key, secret) = (digest(key), digest(secret));
         let scopes = [
             (Scope::Tenant, &self.tenant_keys),
             (Scope::Investor, &self.investor_keys),
         ];
+        let mut found = None;
         for (scope, keys) in scopes {
             for known in keys.iter() {
-                if known.key == key {
-                    let same = known.secret.as_bytes().ct_eq(secret.as_bytes());
-                    return if bool::from(same) {
-                        Ok(scope)
-                    } else {
-                        Err(Refusal::Invalid)
-                    };
+                let same = same_digest(&digest(&known.key), &key)
+                    & same_digest(&digest(&known.secret), &secret);
+                if bool::from(same) && found.is_none() {
+                    found = Some(scope);
                 }
             }
         }
-        Err(Refusal::Invalid)
+        found.ok_or(Refusal::Invalid)
     }
+}
+
+/// SHA-256 of `text`: a fixed length, whatever the length of `text`.
+fn digest(text: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes()).into()
+}
+
+/// Whether two digests are equal, in time that does not depend on where they differ.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> subtle::Choice {
+    a.ct_eq(b)
 }
 
 #[cfg(test)]
@@ -171,5 +184,42 @@ mod tests {
         for bad in ["", "k", "k:", ":s"] {
             assert!(Keys::parse_flag(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn keys_and_secrets_match_only_in_full_whatever_their_length() {
+        let keys = Keys {
+            tenant_keys: vec![Keys::parse_flag("tenant:s3cret").unwrap()],
+            investor_keys: vec![Keys::parse_flag("tenant-2:other").unwrap()],
+        };
+        // A prefix, an extension, a different case, of the key id or the secret.
+        for bad in [
+            "tenant:s3cre",
+            "tenant:s3crett",
+            "tenant:S3cret",
+            "tenan:s3cret",
+            "tenantt:s3cret",
+            "TENANT:s3cret",
+            "tenant-2:s3cret",
+            "tenant:other",
+        ] {
+            assert_eq!(
+                keys.check(Some(&basic(bad))),
+                Err(Refusal::Invalid),
+                "{bad}"
+            );
+        }
+        assert_eq!(keys.check(Some(&basic("tenant:s3cret"))), Ok(Scope::Tenant));
+        assert_eq!(
+            keys.check(Some(&basic("tenant-2:other"))),
+            Ok(Scope::Investor)
+        );
+        // The digests are of fixed length: texts of any length compare.
+        assert!(bool::from(same_digest(&digest("a"), &digest("a"))));
+        assert!(!bool::from(same_digest(
+            &digest("a"),
+            &digest(&"a".repeat(10_000))
+        )));
+        assert_eq!(digest("").len(), digest(&"x".repeat(1 << 16)).len());
     }
 }

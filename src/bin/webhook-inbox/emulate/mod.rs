@@ -8,10 +8,12 @@ mod outbox;
 mod registry;
 mod reply;
 mod routes;
+mod server;
+mod target;
 mod validate;
 
-use std::future::IntoFuture;
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,21 +22,19 @@ use clap::Args as ClapArgs;
 
 use crate::common::Failure;
 use auth::Keys;
-use outbox::{Outbox, log};
+use outbox::{Outbox, Settings, log};
 use registry::Registry;
-use reply::{ApiError, Reply};
-use routes::{Api, Request};
+use routes::Api;
+use server::Limits;
+use target::Targets;
 
 /// Bluum's retry ladder: the waits after attempts 1 to 5.
 const LADDER_SECS: [u64; 5] = [60, 300, 1800, 7200, 28_800];
 /// Threads answering the API.
 const API_THREADS: usize = 4;
-/// How long requests in progress may take to finish once asked to stop.
-const GRACE: Duration = Duration::from_secs(5);
-/// Largest request body the API reads.
-const MAX_REQUEST: usize = 1 << 20;
-/// Largest too-large body still read (and dropped) so its sender sees the 413.
-const DRAIN_LIMIT: usize = 8 << 20;
+/// Descriptors kept for the stores, the log and delivery connections when
+/// the connection cap is fitted to the process's descriptor limit.
+const RESERVED_FDS: u64 = 64;
 
 #[derive(Debug, ClapArgs)]
 #[command(after_help = "\
@@ -67,6 +67,33 @@ pub struct Args {
     /// How long a receiver has to answer before the attempt counts as failed.
     #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
     timeout: Duration,
+    /// How long a client has to send a request's headers (and how long an
+    /// idle connection is kept open).
+    #[arg(long, default_value = "10s", value_parser = positive)]
+    header_timeout: Duration,
+    /// How long a client has to send a request's body once its headers are
+    /// in, and how long it may leave the answer unread.
+    #[arg(long, default_value = "30s", value_parser = positive)]
+    request_timeout: Duration,
+    /// Most connections open at once; more wait until one closes.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    max_connections: u32,
+    /// Also deliver to private addresses (10/8, 172.16/12, 192.168/16,
+    /// 100.64/10, fc00::/7, …). Loopback is always allowed; link-local and
+    /// cloud metadata targets never are.
+    #[arg(long)]
+    allow_private_targets: bool,
+    /// How long delivered and parked deliveries, with their attempt logs, are
+    /// kept after their latest attempt.
+    #[arg(long, default_value = "30d", value_parser = positive)]
+    delivery_retention: Duration,
+}
+
+fn positive(text: &str) -> Result<Duration, String> {
+    match crate::duration::parse(text)? {
+        d if d.is_zero() => Err(format!("`{text}` must be more than zero")),
+        d => Ok(d),
+    }
 }
 
 fn parse_scale(text: &str) -> Result<f64, String> {
@@ -100,7 +127,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .iter()
         .map(|&secs| Duration::from_secs_f64(secs as f64 * args.time_scale))
         .collect();
+    let targets = Targets {
+        allow_private: args.allow_private_targets,
+    };
+    if let Some(config) = &args.config {
+        warn_if_shared(config);
+    }
 
+    // Everything the emulator creates (the registry holds every webhook's
+    // secret; the outbox every body) is for its user alone, whatever the
+    // umask it was started with.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     prepare_store(&args.store)?;
     let registry = Arc::new(Registry::open(&args.store.join("registry")).map_err(|e| {
         Failure::Unavailable(format!(
@@ -112,9 +149,19 @@ pub fn run(args: Args) -> Result<(), Failure> {
         &args.store.join("outbox"),
         Arc::clone(&registry),
         ladder,
-        args.timeout,
+        Settings {
+            timeout: args.timeout,
+            targets,
+            retention: args.delivery_retention,
+        },
     )
     .map_err(Failure::Unavailable)?;
+    lock_down(&args.store).map_err(|e| {
+        Failure::Unavailable(format!(
+            "cannot make the store {} private: {e}",
+            args.store.display()
+        ))
+    })?;
     let listener = std::net::TcpListener::bind(&args.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| Failure::Unavailable(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -123,26 +170,47 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .map_or_else(|_| args.listen.clone(), |a| a.to_string());
     crate::common::print(&format!("listening on http://{address}\n"))?;
     let _ = std::io::stdout().flush();
+    let limits = Limits {
+        header_timeout: args.header_timeout,
+        request_timeout: args.request_timeout,
+        max_connections: fit_to_descriptors(args.max_connections),
+    };
     log(&format!(
-        "emulating Bluum on http://{address}/v1 (store {}, time scale {}, timeout {})",
+        "emulating Bluum on http://{address}/v1 (store {}, time scale {}, timeout {}, \
+         header timeout {}, request timeout {}, at most {} connections, {} targets, \
+         deliveries kept {})",
         args.store.display(),
         args.time_scale,
-        crate::duration::display(args.timeout)
+        crate::duration::display(args.timeout),
+        crate::duration::display(limits.header_timeout),
+        crate::duration::display(limits.request_timeout),
+        limits.max_connections,
+        if targets.allow_private {
+            "loopback, public and private"
+        } else {
+            "loopback and public"
+        },
+        crate::duration::display(args.delivery_retention),
     ));
 
     let api = Arc::new(Api {
-        keys,
         registry,
         outbox,
+        targets,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(API_THREADS)
         .enable_all()
         .build()
         .map_err(|e| Failure::Unavailable(format!("cannot start the HTTP server: {e}")))?;
-    let served = runtime.block_on(serve(listener, Arc::clone(&api)));
+    let served = runtime.block_on(server::serve(
+        listener,
+        Arc::clone(&api),
+        Arc::new(keys),
+        limits,
+    ));
     // Requests still being answered get a moment; then the store is closed.
-    runtime.shutdown_timeout(GRACE);
+    runtime.shutdown_timeout(server::GRACE);
     served.map_err(|e| Failure::Unavailable(format!("the HTTP server failed: {e}")))?;
     let Ok(api) = Arc::try_unwrap(api) else {
         log("a request is still being answered; stopping without a clean close (nothing is lost)");
@@ -159,114 +227,51 @@ pub fn run(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Answers requests until SIGINT or SIGTERM, then stops taking connections
-/// and gives open ones [`GRACE`] to finish (a client that never finishes its
-/// request does not hold the emulator up). Stopping abruptly loses nothing:
-/// every change is durable before it is acknowledged.
-async fn serve(listener: std::net::TcpListener, api: Arc<Api>) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let api = Arc::clone(&api);
-        async move { answer(api, request).await }
-    });
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let signal = wait_for_signal().await;
-        log(&format!("{signal}: stopping"));
-        let _ = stop.send(true);
-    });
-    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(until_stopped(stopped.clone()))
-        .into_future();
-    let deadline = async {
-        until_stopped(stopped).await;
-        tokio::time::sleep(GRACE).await;
-    };
-    tokio::select! {
-        served = server => served,
-        () = deadline => {
-            log("open connections did not finish in time; stopping anyway");
-            Ok(())
+/// Makes the store directory and everything in it private (0700 directories,
+/// 0600 files): a store made by an earlier version, or with the sled files
+/// created before the umask, is tightened at each start.
+fn lock_down(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.is_dir() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(dir)? {
+            lock_down(&entry?.path())?;
         }
+    } else if meta.is_file() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// Warns when the keys file can be read by others: it holds API secrets.
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        log(&format!(
+            "warning: {} holds API secrets and can be read by other users (mode {:o}); \
+             chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        ));
     }
 }
 
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+/// The connection cap, lowered to fit the process's descriptor limit.
+fn fit_to_descriptors(wanted: u32) -> u32 {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    match limit {
+        Some(limit) if u64::from(wanted) + RESERVED_FDS > limit => {
+            let fitted = u32::try_from(limit.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(1);
+            log(&format!(
+                "at most {fitted} connections (not {wanted}): the descriptor limit is {limit}"
+            ));
+            fitted
         }
+        _ => wanted,
     }
-}
-
-/// One request: the body read up to [`MAX_REQUEST`] (a larger declared or
-/// actual length is refused without reading it), then the routes, on the
-/// blocking pool (they write to disk).
-async fn answer(api: Arc<Api>, request: axum::extract::Request) -> axum::response::Response {
-    let (parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(declared) = declared.filter(|&n| n > MAX_REQUEST as u64) {
-        // A client that is still sending would see its connection cut rather
-        // than the 413: take (and drop) a body of a plausible size first; an
-        // absurd one is refused before reading a byte of it.
-        if declared <= DRAIN_LIMIT as u64 {
-            let _ = tokio::time::timeout(GRACE, axum::body::to_bytes(body, DRAIN_LIMIT)).await;
-        }
-        return response(&ApiError::too_large(MAX_REQUEST).into());
-    }
-    let reply = match axum::body::to_bytes(body, MAX_REQUEST).await {
-        Err(_) => ApiError::too_large(MAX_REQUEST).into(),
-        Ok(body) => {
-            let method = parts.method.as_str().to_owned();
-            let target = parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
-            let authorization = parts
-                .headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            tokio::task::spawn_blocking(move || {
-                api.handle(&Request {
-                    method: &method,
-                    target: &target,
-                    authorization: authorization.as_deref(),
-                    body: &body,
-                })
-            })
-            .await
-            .unwrap_or_else(|e| ApiError::internal(e).into())
-        }
-    };
-    response(&reply)
-}
-
-fn response(reply: &Reply) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let mut body = serde_json::to_vec_pretty(&reply.body).unwrap_or_default();
-    body.push(b'\n');
-    let status = axum::http::StatusCode::from_u16(reply.status)
-        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
 }
 
 /// Creates the store directory, or checks an existing one holds nothing but
@@ -275,7 +280,11 @@ fn prepare_store(dir: &Path) -> Result<(), Failure> {
     let unusable = |e: std::io::Error| {
         Failure::Unavailable(format!("cannot use the store {}: {e}", dir.display()))
     };
-    std::fs::create_dir_all(dir).map_err(unusable)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(unusable)?;
     for entry in std::fs::read_dir(dir).map_err(unusable)? {
         let name = entry.map_err(unusable)?.file_name();
         let name = name.to_string_lossy();

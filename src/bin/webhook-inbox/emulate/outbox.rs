@@ -20,14 +20,27 @@ use webhook_inbox::{
 };
 
 use super::registry::{Attempt, Delivery, Registry, RegistryError};
+use super::target::{CheckedResolver, Targets, refusal};
 use crate::time::utc_millis;
 
 /// How many deliveries run at once (each may wait up to the timeout).
 const DELIVERY_THREADS: usize = 8;
 /// How much of a receiver's answer the attempt log keeps.
 const RESPONSE_EXCERPT: usize = 512;
-/// How long dedup markers of finished deliveries are kept.
-const RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// Pruning runs this often (at most; a shorter retention prunes more often).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// How deliveries are made and kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Bluum's ladder, scaled, is passed apart; this is the rest.
+    pub timeout: Duration,
+    /// Where deliveries may go.
+    pub targets: Targets,
+    /// How long delivered and parked deliveries (and their attempt logs) are
+    /// kept after their latest attempt.
+    pub retention: Duration,
+}
 
 /// Where a delivery stands, from the registry and the outbox together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +78,9 @@ pub struct Outbox {
     ingestor: Ingestor,
     signer: Signer,
     worker: Option<Worker>,
+    /// Stops the pruning thread (dropping it does too).
+    stop_pruning: Option<std::sync::mpsc::Sender<()>>,
+    pruning: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Outbox {
@@ -75,10 +91,15 @@ impl Outbox {
         dir: &Path,
         registry: Arc<Registry>,
         ladder: Vec<Duration>,
-        timeout: Duration,
+        settings: Settings,
     ) -> Result<Self, String> {
+        let Settings {
+            timeout,
+            targets,
+            retention,
+        } = settings;
         let inbox = Inbox::builder(dir)
-            .retention(RETENTION)
+            .retention(retention)
             .open()
             .map_err(|e| format!("cannot open the outbox {}: {e}", dir.display()))?;
         // Known only to this process: deliveries reach the outbox through an
@@ -97,21 +118,32 @@ impl Outbox {
             ingestor,
             signer,
             worker: None,
+            stop_pruning: None,
+            pruning: None,
         };
-        outbox.requeue_lost(&registry).map_err(|e| e.to_string())?;
+        outbox
+            .requeue_lost(&registry, retention)
+            .map_err(|e| e.to_string())?;
 
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .max_redirects(0)
+            // A proxy from the environment would be connected to instead of
+            // the checked addresses.
+            .proxy(None)
             .user_agent(concat!(
                 "webhook-inbox-emulator/",
                 env!("CARGO_PKG_VERSION")
             ))
-            .build()
-            .new_agent();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            CheckedResolver::new(targets),
+        );
         let sender = Sender {
-            registry,
+            registry: Arc::clone(&registry),
             agent,
             timeout,
         };
@@ -130,6 +162,29 @@ impl Outbox {
             });
         outbox.worker =
             Some(Worker::start(&outbox.inbox, router, config).map_err(|e| e.to_string())?);
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let inbox = outbox.inbox.clone();
+        let every = (retention / 4).clamp(Duration::from_millis(50), PRUNE_EVERY);
+        outbox.pruning = Some(
+            std::thread::Builder::new()
+                .name("emulator-prune".into())
+                .spawn(move || {
+                    use std::sync::mpsc::RecvTimeoutError;
+                    loop {
+                        if let Err(e) = prune(&inbox, &registry, retention) {
+                            log(&format!(
+                                "pruning old deliveries failed (tried again later): {e}"
+                            ));
+                        }
+                        match stopped.recv_timeout(every) {
+                            Err(RecvTimeoutError::Timeout) => {}
+                            _ => return,
+                        }
+                    }
+                })
+                .map_err(|e| format!("cannot start pruning: {e}"))?,
+        );
+        outbox.stop_pruning = Some(stop);
         Ok(outbox)
     }
 
@@ -170,31 +225,80 @@ impl Outbox {
         Ok(self.inbox.replay(&Replay::Id(id.to_owned()))? > 0)
     }
 
-    fn requeue_lost(&self, registry: &Registry) -> Result<(), OutboxError> {
-        let lost: Vec<Delivery> = registry
-            .deliveries()?
-            .into_iter()
-            .filter(|d| d.delivered_at.is_none())
-            .filter(|d| matches!(self.inbox.event(&d.id), Ok(None)))
-            .collect();
-        if !lost.is_empty() {
+    /// Queues again the undelivered deliveries the outbox does not hold
+    /// (recorded, then a crash before they were queued), one at a time. One
+    /// whose latest attempt is older than the retention was a parked delivery
+    /// the outbox already purged: it is not sent again.
+    fn requeue_lost(&self, registry: &Registry, retention: Duration) -> Result<(), OutboxError> {
+        let mut count = 0;
+        for delivery in registry.deliveries_iter() {
+            let delivery = match delivery {
+                Ok(delivery) => delivery,
+                // One damaged record does not keep the others from being sent.
+                Err(e @ RegistryError::Corrupt(..)) => {
+                    log(&format!("skipped at start: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let expired = delivery
+                .attempts
+                .last()
+                .is_some_and(|a| a.at.elapsed().is_ok_and(|age| age > retention));
+            if delivery.delivered_at.is_none()
+                && !expired
+                && matches!(self.inbox.event(&delivery.id), Ok(None))
+            {
+                self.enqueue(std::slice::from_ref(&delivery))?;
+                count += 1;
+            }
+        }
+        if count > 0 {
             log(&format!(
-                "re-queueing {} deliveries recorded but not queued",
-                lost.len()
+                "re-queued {count} deliveries recorded but not queued"
             ));
         }
-        self.enqueue(&lost)
+        Ok(())
     }
 
     /// Stops delivering (attempts in flight finish) and closes the store, so
     /// the next start opens it without recovery.
     pub fn close(mut self) -> Result<(), String> {
+        drop(self.stop_pruning.take());
+        if let Some(pruning) = self.pruning.take() {
+            let _ = pruning.join();
+        }
         if let Some(worker) = self.worker.take() {
             worker.shutdown().map_err(|e| e.to_string())?;
         }
         drop(self.ingestor);
         self.inbox.close().map_err(|e| e.to_string())
     }
+}
+
+/// Deletes delivered and parked deliveries whose latest attempt is older
+/// than `retention`: from the registry first, then (a while later, so never
+/// before the registry lets go of them) the outbox's dead letters.
+fn prune(inbox: &Inbox, registry: &Registry, retention: Duration) -> Result<(), OutboxError> {
+    /// How much longer the outbox keeps a dead letter than the registry its record.
+    const OUTBOX_LAG: Duration = Duration::from_secs(60);
+    let cutoff = SystemTime::now()
+        .checked_sub(retention)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let pruned = registry.prune(retention, |delivery| {
+        matches!(
+            inbox.event(&delivery.id),
+            Ok(Some(e)) if e.state == EventState::Dead && e.dead_at.is_some_and(|at| at < cutoff)
+        )
+    })?;
+    let purged = inbox.purge_dead(Some(retention.saturating_add(OUTBOX_LAG)))?;
+    if pruned + purged > 0 {
+        log(&format!(
+            "pruned {pruned} finished deliveries older than {} ({purged} parked ones from the outbox)",
+            crate::duration::display(retention)
+        ));
+    }
+    Ok(())
 }
 
 /// Signs and POSTs one delivery per handler call.
@@ -244,6 +348,24 @@ impl Sender {
         let started = Instant::now();
         let outcome = request.send(event.body());
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let shown = redact_url(&webhook.url);
+        if let Err(err) = &outcome
+            && let Some(refused) = refusal(err)
+        {
+            // Not a receiver's failure: retrying cannot help. Parked at once.
+            let error = format!("not sent: the target is refused: {refused}");
+            log(&format!(
+                "{} {} → {shown} attempt {}: {error}",
+                delivery.id,
+                delivery.event_type,
+                delivery.attempts.len() + 1,
+            ));
+            self.log(
+                &delivery,
+                failed_attempt(None, error.clone(), None, duration_ms),
+            )?;
+            return Err(HandlerError::permanent(error));
+        }
         let attempt = match outcome {
             Ok(mut response) => {
                 let status = response.status().as_u16();
@@ -260,15 +382,21 @@ impl Sender {
                     failed_attempt(Some(status), format!("HTTP {status}"), excerpt, duration_ms)
                 }
             }
-            Err(e) => failed_attempt(None, transport_error(&e, self.timeout), None, duration_ms),
+            // An error that quotes the URL quotes it without its query
+            // (often a token): this text is logged, here and when it parks.
+            Err(e) => failed_attempt(
+                None,
+                scrub(&transport_error(&e, self.timeout), &webhook.url),
+                None,
+                duration_ms,
+            ),
         };
+        let said = attempt.error.as_deref().unwrap_or("delivered");
         log(&format!(
-            "{} {} → {} attempt {}: {} in {duration_ms} ms",
+            "{} {} → {shown} attempt {}: {said} in {duration_ms} ms",
             delivery.id,
             delivery.event_type,
-            webhook.url,
             delivery.attempts.len() + 1,
-            attempt.error.as_deref().unwrap_or("delivered")
         ));
         let error = attempt.error.clone();
         self.log(&delivery, attempt)?;
@@ -284,6 +412,31 @@ impl Sender {
             .map(drop)
             .map_err(HandlerError::retry)
     }
+}
+
+/// A URL as logged: scheme, host (and port) and path; no query, fragment or
+/// credentials.
+pub fn redact_url(url: &str) -> String {
+    let cut = url.find(['?', '#']).unwrap_or(url.len());
+    let (scheme, rest) = url[..cut].split_once("://").unwrap_or(("", &url[..cut]));
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let query = if cut < url.len() { "?…" } else { "" };
+    format!("{scheme}://{host}{path}{query}")
+}
+
+/// `text` with `url`, and its query, replaced by [`redact_url`]'s form.
+fn scrub(text: &str, url: &str) -> String {
+    let mut text = text.replace(url, &redact_url(url));
+    if let Some(i) = url.find(['?', '#']) {
+        let tail = &url[i + 1..];
+        if !tail.is_empty() {
+            text = text.replace(tail, "…");
+        }
+    }
+    text
 }
 
 fn failed_attempt(

@@ -1,11 +1,17 @@
 //! What the emulator remembers besides the outbox: webhooks (with their
 //! signing secrets) and each delivery's attempt log. A sled database of its
 //! own, flushed before any change is acknowledged, so a restart finds every
-//! webhook and delivery it ever answered for.
+//! webhook and delivery it answered for, until finished deliveries are pruned
+//! after the retention (`--delivery-retention`).
+//!
+//! Besides the records, two indexes (keys only, no values to decode): each
+//! webhook's deliveries (`webhook id, 0, delivery id`), so a filtered list
+//! reads one page; and each attempted delivery's latest attempt (`unix
+//! millis, big-endian, then delivery id`), so pruning reads only what is old.
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +86,10 @@ pub struct Registry {
     db: sled::Db,
     webhooks: sled::Tree,
     deliveries: sled::Tree,
+    /// `webhook id, 0, delivery id` → nothing.
+    by_webhook: sled::Tree,
+    /// `latest attempt (unix millis, big-endian), delivery id` → nothing.
+    by_activity: sled::Tree,
     /// Serialises read-modify-write of one record (attempt logs, updates).
     write: Mutex<()>,
 }
@@ -87,12 +97,35 @@ pub struct Registry {
 impl Registry {
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
         let db = sled::open(dir)?;
-        Ok(Self {
+        let registry = Self {
             webhooks: db.open_tree("webhooks")?,
             deliveries: db.open_tree("deliveries")?,
+            by_webhook: db.open_tree("deliveries_by_webhook")?,
+            by_activity: db.open_tree("deliveries_by_activity")?,
             db,
             write: Mutex::new(()),
-        })
+        };
+        registry.index_older_records()?;
+        Ok(registry)
+    }
+
+    /// A registry written before the indexes existed gets them, once.
+    fn index_older_records(&self) -> Result<(), RegistryError> {
+        const INDEXED: &[u8] = b"indexes_version";
+        if self.db.get(INDEXED)?.is_some() {
+            return Ok(());
+        }
+        for entry in self.deliveries.iter() {
+            let (key, bytes) = entry?;
+            let delivery: Delivery = decode(&String::from_utf8_lossy(&key), &bytes)?;
+            self.by_webhook.insert(webhook_key(&delivery), &[])?;
+            if let Some(last) = delivery.attempts.last() {
+                self.by_activity
+                    .insert(activity_key(last.at, &delivery.id), &[])?;
+            }
+        }
+        self.db.insert(INDEXED, &[1u8])?;
+        self.flush()
     }
 
     /// A fresh id: `prefix`, a counter that survives restarts (so ids sort in
@@ -109,8 +142,12 @@ impl Registry {
         get(&self.webhooks, id)
     }
 
-    pub fn webhooks(&self) -> Result<Vec<Webhook>, RegistryError> {
-        all(&self.webhooks)
+    /// Webhooks in creation order, decoded one at a time as they are read.
+    pub fn webhooks_iter(&self) -> impl Iterator<Item = Result<Webhook, RegistryError>> + '_ {
+        self.webhooks.iter().map(|entry| {
+            let (key, bytes) = entry?;
+            decode(&String::from_utf8_lossy(&key), &bytes)
+        })
     }
 
     pub fn put_webhook(&self, webhook: &Webhook) -> Result<(), RegistryError> {
@@ -147,16 +184,89 @@ impl Registry {
         get(&self.deliveries, id)
     }
 
-    pub fn deliveries(&self) -> Result<Vec<Delivery>, RegistryError> {
-        all(&self.deliveries)
+    /// Delivery ids in creation order, all or `webhook`'s, read from the
+    /// keys alone: a page is skipped to without decoding any record.
+    pub fn delivery_ids<'a>(
+        &'a self,
+        webhook: Option<&str>,
+    ) -> Box<dyn Iterator<Item = Result<String, RegistryError>> + 'a> {
+        let text = |key: &[u8]| String::from_utf8_lossy(key).into_owned();
+        match webhook {
+            None => Box::new(
+                self.deliveries
+                    .iter()
+                    .keys()
+                    .map(move |key| Ok(text(&key?))),
+            ),
+            Some(webhook) => {
+                let mut prefix = webhook.as_bytes().to_vec();
+                prefix.push(0);
+                let skip = prefix.len();
+                Box::new(
+                    self.by_webhook
+                        .scan_prefix(prefix)
+                        .keys()
+                        .map(move |key| Ok(text(&key?[skip..]))),
+                )
+            }
+        }
+    }
+
+    /// Every delivery, decoded one at a time as they are read.
+    pub fn deliveries_iter(&self) -> impl Iterator<Item = Result<Delivery, RegistryError>> + '_ {
+        self.deliveries.iter().map(|entry| {
+            let (key, bytes) = entry?;
+            decode(&String::from_utf8_lossy(&key), &bytes)
+        })
     }
 
     /// Stores new deliveries, durably, in one flush.
     pub fn add_deliveries(&self, deliveries: &[Delivery]) -> Result<(), RegistryError> {
         for delivery in deliveries {
             put(&self.deliveries, &delivery.id, delivery)?;
+            self.by_webhook.insert(webhook_key(delivery), &[])?;
         }
         self.flush()
+    }
+
+    /// Deletes the deliveries (records, attempt logs, index entries) whose
+    /// latest attempt is older than `retention` and that are finished:
+    /// delivered, or parked as `parked` says. Returns how many went.
+    pub fn prune(
+        &self,
+        retention: Duration,
+        parked: impl Fn(&Delivery) -> bool,
+    ) -> Result<usize, RegistryError> {
+        let cutoff = SystemTime::now()
+            .checked_sub(retention)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let end = activity_key(cutoff, "");
+        let mut pruned = 0;
+        for entry in self.by_activity.range(..end) {
+            let key = entry?.0;
+            let id = String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned();
+            let _guard = self.write.lock().map_err(|_| RegistryError::Poisoned)?;
+            let Some(delivery) = self.delivery(&id)? else {
+                self.by_activity.remove(&key)?;
+                continue;
+            };
+            let latest = delivery.attempts.last().map(|a| activity_key(a.at, &id));
+            if latest.as_deref() != Some(&key[..]) {
+                // A later attempt has its own entry.
+                self.by_activity.remove(&key)?;
+                continue;
+            }
+            if delivery.delivered_at.is_some() || parked(&delivery) {
+                self.deliveries.remove(id.as_bytes())?;
+                self.by_webhook.remove(webhook_key(&delivery))?;
+                self.by_activity.remove(&key)?;
+                pruned += 1;
+            }
+        }
+        if pruned > 0 {
+            self.flush()?;
+        }
+        Ok(pruned)
     }
 
     /// Appends an attempt to a delivery's log (and marks it delivered on a
@@ -169,6 +279,10 @@ impl Registry {
         if attempt.error.is_none() {
             delivery.delivered_at = Some(attempt.at);
         }
+        if let Some(last) = delivery.attempts.last() {
+            self.by_activity.remove(activity_key(last.at, id))?;
+        }
+        self.by_activity.insert(activity_key(attempt.at, id), &[])?;
         delivery.attempts.push(attempt);
         put(&self.deliveries, id, &delivery)?;
         self.flush()?;
@@ -181,20 +295,27 @@ impl Registry {
     }
 }
 
+fn webhook_key(delivery: &Delivery) -> Vec<u8> {
+    let mut key = delivery.webhook_id.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(delivery.id.as_bytes());
+    key
+}
+
+fn activity_key(at: SystemTime, id: &str) -> Vec<u8> {
+    let millis = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut key = millis.to_be_bytes().to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
 fn get<T: for<'de> Deserialize<'de>>(
     tree: &sled::Tree,
     id: &str,
 ) -> Result<Option<T>, RegistryError> {
     tree.get(id)?.map(|bytes| decode(id, &bytes)).transpose()
-}
-
-fn all<T: for<'de> Deserialize<'de>>(tree: &sled::Tree) -> Result<Vec<T>, RegistryError> {
-    tree.iter()
-        .map(|entry| {
-            let (key, bytes) = entry?;
-            decode(&String::from_utf8_lossy(&key), &bytes)
-        })
-        .collect()
 }
 
 fn put<T: Serialize>(tree: &sled::Tree, id: &str, value: &T) -> Result<(), RegistryError> {

@@ -8,29 +8,33 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 use webhook_inbox::bluum::CATALOG;
 
-use super::auth::{Keys, Scope};
+use super::auth::Scope;
 use super::outbox::{Outbox, new_secret};
-use super::registry::{Attempt, Delivery, Registry, Webhook};
+use super::registry::{Attempt, Delivery, Registry, RegistryError, Webhook};
 use super::reply::{ApiError, Reply};
+use super::target::Targets;
 use super::validate;
 use crate::time::utc;
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 200;
 
-/// A request, as the routes need it.
+/// A request, as the routes need it: authenticated already (the credential
+/// is checked before the body is read).
 pub struct Request<'a> {
     pub method: &'a str,
     /// Path and query, as sent.
     pub target: &'a str,
-    pub authorization: Option<&'a str>,
+    /// Whose credential it carried.
+    pub scope: Scope,
     pub body: &'a [u8],
 }
 
 pub struct Api {
-    pub keys: Keys,
     pub registry: Arc<Registry>,
     pub outbox: Outbox,
+    /// Where webhooks may point.
+    pub targets: Targets,
 }
 
 impl Api {
@@ -46,10 +50,7 @@ impl Api {
             .target
             .split_once('?')
             .unwrap_or((request.target, ""));
-        let scope = self
-            .keys
-            .check(request.authorization)
-            .map_err(|r| ApiError::unauthenticated(r.code(), r.message()))?;
+        let scope = request.scope;
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         let (method, body) = (request.method, request.body);
         let known = matches!(
@@ -86,8 +87,21 @@ impl Api {
         }
     }
 
+    /// Refuses a URL the emulator must not deliver to (docs/BLUUM_API.md,
+    /// "Emulator safety limits"); delivery checks again.
+    fn check_target(&self, url: &str) -> Result<(), ApiError> {
+        self.targets.check_url(url).map_err(|refused| {
+            ApiError::field(
+                "BLUM-400-003",
+                "url",
+                format!("url is not an allowed delivery target: {refused}"),
+            )
+        })
+    }
+
     fn create_webhook(&self, body: &[u8]) -> Result<Reply, ApiError> {
         let new = validate::new_webhook(body)?;
+        self.check_target(&new.url)?;
         let now = SystemTime::now();
         let webhook = Webhook {
             id: self.registry.new_id("wh_").map_err(ApiError::internal)?,
@@ -114,9 +128,12 @@ impl Api {
     }
 
     fn list_webhooks(&self, query: &str) -> Result<Reply, ApiError> {
-        let webhooks = self.registry.webhooks().map_err(ApiError::internal)?;
         let page = Page::read(query)?;
-        let (items, has_more) = page.slice(&webhooks);
+        let (items, has_more) = page.take(
+            self.registry
+                .webhooks_iter()
+                .map(|w| w.map_err(ApiError::internal)),
+        )?;
         Ok(Reply::ok(list(
             "/v1/webhooks",
             has_more,
@@ -135,6 +152,9 @@ impl Api {
     fn update_webhook(&self, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
         validate::resource_id(id, "wh_")?;
         let changes = validate::changes(body)?;
+        if let Some(url) = &changes.url {
+            self.check_target(url)?;
+        }
         let updated = self
             .registry
             .update_webhook(id, |w| {
@@ -191,7 +211,8 @@ impl Api {
             event.data.get()
         );
         let mut deliveries = Vec::new();
-        for webhook in self.registry.webhooks().map_err(ApiError::internal)? {
+        for webhook in self.registry.webhooks_iter() {
+            let webhook = webhook.map_err(ApiError::internal)?;
             if webhook.active && webhook.subscribes_to(&event.event_type) {
                 deliveries.push(Delivery {
                     id: self.registry.new_id("dlv_").map_err(ApiError::internal)?,
@@ -240,27 +261,36 @@ impl Api {
                 "state must be pending, retrying, delivered or parked.",
             ));
         }
-        let mut deliveries = self.registry.deliveries().map_err(ApiError::internal)?;
-        deliveries.retain(|d| webhook.is_none_or(|w| w == d.webhook_id));
+        // A page is read from the index: ids are skipped without decoding,
+        // and only what is shown (or, with a state, examined) is decoded.
+        let ids = self.registry.delivery_ids(webhook);
+        let fetch = |id: Result<String, RegistryError>| -> Result<Option<Delivery>, ApiError> {
+            let id = id.map_err(ApiError::internal)?;
+            self.registry.delivery(&id).map_err(ApiError::internal)
+        };
         let (data, has_more) = match state {
-            // The state needs the outbox: look at every candidate, then page.
+            // The state needs the outbox: examine candidates until the page is full.
             Some(state) => {
-                let mut shown = Vec::new();
-                for delivery in &deliveries {
-                    let json = self.delivery_json(delivery)?;
-                    if json["state"] == state {
-                        shown.push(json);
-                    }
-                }
-                let (items, has_more) = page.slice(&shown);
-                (items.to_vec(), has_more)
+                let shown = ids.filter_map(|id| match fetch(id) {
+                    Ok(Some(delivery)) => match self.delivery_json(&delivery) {
+                        Ok(json) if json["state"] == state => Some(Ok(json)),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    },
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e)),
+                });
+                page.take(shown)?
             }
             None => {
-                let (items, has_more) = page.slice(&deliveries);
-                let data = items
-                    .iter()
-                    .map(|d| self.delivery_json(d))
-                    .collect::<Result<_, _>>()?;
+                let (ids, has_more) = page.take(ids.map(|id| id.map_err(ApiError::internal)))?;
+                let mut data = Vec::with_capacity(ids.len());
+                for id in ids {
+                    // Pruned since the ids were read: left out.
+                    if let Some(delivery) = fetch(Ok(id))? {
+                        data.push(self.delivery_json(&delivery)?);
+                    }
+                }
                 (data, has_more)
             }
         };
@@ -397,10 +427,23 @@ impl Page {
         })
     }
 
-    fn slice<'a, T>(&self, items: &'a [T]) -> (&'a [T], bool) {
-        let start = self.offset.min(items.len());
-        let end = start.saturating_add(self.limit).min(items.len());
-        (&items[start..end], end < items.len())
+    /// This page of `items`, and whether more follow; reads no further than
+    /// one item past the page.
+    fn take<T>(
+        &self,
+        items: impl Iterator<Item = Result<T, ApiError>>,
+    ) -> Result<(Vec<T>, bool), ApiError> {
+        let mut page = Vec::new();
+        let mut has_more = false;
+        for item in items.skip(self.offset) {
+            let item = item?;
+            if page.len() == self.limit {
+                has_more = true;
+                break;
+            }
+            page.push(item);
+        }
+        Ok((page, has_more))
     }
 }
 

@@ -1443,7 +1443,7 @@ impl Shared {
                         }
                         std::thread::sleep(APPLY_RETRY);
                         failures += 1;
-                        if failures % REINDEX_AFTER == 0 {
+                        if failures.is_multiple_of(REINDEX_AFTER) {
                             let _ = self.reindex();
                         }
                     }
@@ -1509,7 +1509,10 @@ impl Shared {
             if sealed > 0 && (sealed > sealed_seen || since_compact >= COMPACT_EVERY) {
                 since_compact = Duration::ZERO;
                 // Several in a row while they are mostly garbage.
-                while !self.stop.load(Ordering::SeqCst) && matches!(self.compact(false), Ok(true)) {
+                while !self.stop.load(Ordering::SeqCst) {
+                    if !matches!(self.compact(false), Ok(true)) {
+                        break;
+                    }
                 }
             }
             sealed_seen = lock(&self.wal).sealed_count();
@@ -1825,7 +1828,8 @@ mod tests {
     /// rebuilt from the log with every standing, progress and dedup marker.
     #[test]
     fn sled_is_rebuilt_from_the_log_when_lost_damaged_or_untrusted() {
-        let damage: [(&str, &dyn Fn(&Path)); 3] = [
+        type Harm<'a> = (&'a str, &'a dyn Fn(&Path));
+        let damage: [Harm<'_>; 3] = [
             ("no clean close", &|dir: &Path| {
                 std::fs::remove_file(dir.join(CLEAN_FILE)).unwrap();
             }),

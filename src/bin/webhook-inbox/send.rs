@@ -306,7 +306,10 @@ mod tests {
             let signed_id = !matches!(name, "github" | "shopify");
             assert_eq!(outcome.id() == id, signed_id, "{name}: {}", outcome.id());
             let stored = inbox.event(outcome.id()).unwrap().unwrap();
-            assert!(signed_id || stored.headers.iter().any(|(_, v)| *v == id), "{name}");
+            assert!(
+                signed_id || stored.headers.iter().any(|(_, v)| *v == id),
+                "{name}"
+            );
             assert_eq!(stored.event_type, "order.filled", "{name}");
         }
         inbox.close().unwrap();

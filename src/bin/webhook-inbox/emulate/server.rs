@@ -30,7 +30,7 @@ pub const GRACE: Duration = Duration::from_secs(5);
 /// Largest request body the API reads.
 const MAX_REQUEST: usize = 1 << 20;
 /// Largest too-large body still read (and dropped, never kept) so its sender
-/// sees the 413.
+/// sees the answer (400 `BLUM-400-008`).
 const DRAIN_LIMIT: usize = 8 << 20;
 /// Pause after a failed accept (out of descriptors, say) before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -166,7 +166,7 @@ async fn answer(
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(declared) = declared.filter(|&n| n > MAX_REQUEST as u64) {
         // A client that is still sending would see its connection cut rather
-        // than the 413: take (and drop) a body of a plausible size first; an
+        // than the answer: take (and drop) a body of a plausible size first; an
         // absurd one is refused before reading a byte of it.
         if declared <= DRAIN_LIMIT as u64 {
             let _ = tokio::time::timeout(limits.request_timeout, drain(body, DRAIN_LIMIT)).await;

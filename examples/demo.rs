@@ -26,10 +26,14 @@ type Failure = Box<dyn std::error::Error>;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn main() -> Result<(), Failure> {
-    let dir = std::env::temp_dir().join(format!("webhook-inbox-demo-{}", std::process::id()));
-    let outcome = run(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    outcome
+    // A fresh directory only this user can enter (never a predictable path
+    // someone else could have created first); removed when the demo ends.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("webhook-inbox-demo-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()?;
+    run(&dir.path().join("store"))
 }
 
 fn run(dir: &std::path::Path) -> Result<(), Failure> {

@@ -14,9 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    TimeOrNow, WriteFlags,
+    INodeNo, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::Shared;
@@ -507,13 +506,7 @@ impl Filesystem for Fs {
                 Ok(node) => {
                     let a = attr(ino, node);
                     state.looked_up(ino);
-                    reply.created(
-                        &TTL,
-                        &a,
-                        Generation(0),
-                        FileHandle(fh),
-                        FopenFlags::empty(),
-                    );
+                    reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty());
                 }
                 Err(e) => reply.error(errno(e)),
             },

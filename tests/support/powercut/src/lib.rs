@@ -175,7 +175,9 @@ impl Image {
             let ImageKind::Dir(entries) = &node.kind else {
                 return None;
             };
-            node = self.nodes.get(entries.get(OsString::from(part).as_os_str())?)?;
+            node = self
+                .nodes
+                .get(entries.get(OsString::from(part).as_os_str())?)?;
         }
         Some(node)
     }
@@ -190,10 +192,7 @@ impl Image {
 
     /// Whether `path` is a directory in the image.
     pub fn is_dir(&self, path: &str) -> bool {
-        matches!(
-            self.find(path).map(|n| &n.kind),
-            Some(ImageKind::Dir(_))
-        )
+        matches!(self.find(path).map(|n| &n.kind), Some(ImageKind::Dir(_)))
     }
 
     /// Every path in the image, directories ending in `/`, for messages.

@@ -16,7 +16,9 @@
 //! unmounts, and mounts the durable image for the next round. Failures:
 //! the store fails to open (error or panic), an acknowledged id is no longer
 //! a duplicate or vanished without its handler ever running, a success
-//! recorded before a cut is pending again or runs again.
+//! recorded before a cut is pending again or runs again. A last child only
+//! checks, every id acknowledged (earlier rounds check the latest rounds' ids
+//! and a sample of the older ones).
 //!
 //! `POWERCUT_ROUNDS` (default 30 per model), `POWERCUT_SEED` (replays the
 //! cut choices and the surviving writes of a run; thread timing still
@@ -666,14 +668,15 @@ impl Ledger {
             .iter()
             .partition(|(_, r)| round.saturating_sub(*r) <= RECENT_ROUNDS);
         let mut ids: Vec<&str> = recent.iter().map(|(id, _)| id.as_str()).collect();
-        if older.len() <= OLDER_SAMPLE {
-            ids.extend(older.iter().map(|(id, _)| id.as_str()));
-        } else {
-            for _ in 0..OLDER_SAMPLE {
-                *rng = mix(*rng);
-                ids.push(older[(*rng % older.len() as u64) as usize].0.as_str());
-            }
+        let mut older: Vec<&str> = older.iter().map(|(id, _)| id.as_str()).collect();
+        // A sample without repeats (a repeat would see the first check's re-ingest).
+        let take = older.len().min(OLDER_SAMPLE);
+        for i in 0..take {
+            *rng = mix(*rng);
+            let j = i + (*rng % (older.len() - i) as u64) as usize;
+            older.swap(i, j);
         }
+        ids.extend(&older[..take]);
         ids
     }
 }
@@ -739,7 +742,10 @@ fn run_model(test: &str, model: Model) {
     let mut tally = Tally::default();
     let started = Instant::now();
 
-    for round in 0..rounds {
+    // The last pass only checks (every id, no sampling): the last round's
+    // acknowledgements are checked too.
+    for round in 0..=rounds {
+        let last = round == rounds;
         let round_seed = mix(seed ^ mix(round as u64));
         let mut rng = round_seed;
         let mut next = || {
@@ -749,7 +755,11 @@ fn run_model(test: &str, model: Model) {
         let fs = place.mount(&image, model, round_seed);
         let ledger_path = place.scratch("ledger");
         let mut pick = next();
-        let check: Vec<&str> = ledger.to_check(round, &mut pick);
+        let check: Vec<&str> = if last {
+            ledger.acked.iter().map(|(id, _)| id.as_str()).collect()
+        } else {
+            ledger.to_check(round, &mut pick)
+        };
         fs::write(&ledger_path, check.join("\n")).unwrap();
         let stderr = place.scratch("child-stderr");
 
@@ -758,7 +768,7 @@ fn run_model(test: &str, model: Model) {
         // and checkpoints: where sled rewrites its files), at a random moment
         // after the checks, or at a random sync request after them.
         let kind = next() % 3;
-        let early = (kind == 0).then(|| 1 + next() % 12);
+        let early = (kind == 0 && !last).then(|| 1 + next() % 12);
         if let Some(n) = early {
             fs.cut_at_sync(n);
         }
@@ -799,6 +809,10 @@ fn run_model(test: &str, model: Model) {
         let syncs_at_checked = fs.stats().syncs();
         let checked_after = spawned.elapsed();
         let how = match (phase, early) {
+            (Phase::Checked, _) if last => {
+                let _ = fs.cut();
+                "after the final checks".to_owned()
+            }
             (Phase::Checked, Some(n)) => {
                 if fs.wait_cut(Duration::from_secs(3)).is_none() {
                     let _ = fs.cut();
@@ -841,7 +855,7 @@ fn run_model(test: &str, model: Model) {
         }
 
         // What the round showed.
-        tally.rounds += 1;
+        tally.rounds += usize::from(!last);
         let mut checks = 0;
         if phase == Phase::Failed {
             let failed = lines.iter().find_map(|l| {
@@ -897,11 +911,9 @@ fn run_model(test: &str, model: Model) {
                             .push(format!("round {round}: reading {id} failed"));
                     }
                 }
-                "ack" => {
-                    if ledger.acked_set.insert(id.to_owned()) {
-                        ledger.acked.push((id.to_owned(), round));
-                        tally.acknowledged += 1;
-                    }
+                "ack" if ledger.acked_set.insert(id.to_owned()) => {
+                    ledger.acked.push((id.to_owned(), round));
+                    tally.acknowledged += 1;
                 }
                 "run" => {
                     if ledger.handled.contains(id) || round_handled.contains(id) {
@@ -920,7 +932,7 @@ fn run_model(test: &str, model: Model) {
         }
         ledger.handled.extend(round_handled);
         tally.checked += checks;
-        if phase == Phase::Checked && !lines.iter().any(|l| l == "ingested") {
+        if phase == Phase::Checked && !last && !lines.iter().any(|l| l == "ingested") {
             tally.cut_mid_ingest += 1;
         }
         if std::env::var_os("POWERCUT_VERBOSE").is_some() {

@@ -541,7 +541,7 @@ impl State {
         offset: u64,
         data: &[u8],
     ) -> Result<u32, Errno> {
-        let sync = self.handle(fh).map(|h| h.sync).unwrap_or(false);
+        let sync = self.handle(fh).is_ok_and(|h| h.sync);
         if offset.saturating_add(data.len() as u64) > MAX_FILE {
             return Err(EFBIG);
         }

@@ -452,8 +452,20 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".to_owned())
 }
 
+/// A Bluum envelope of about 200 KiB: past sled's inline limit (128 KiB),
+/// so sled keeps it in a blob file of its own.
+fn big_body(n: u64) -> Vec<u8> {
+    let pad = "y".repeat(200 * 1024);
+    format!(
+        r#"{{"event":"order.filled","timestamp":"2026-11-28T14:00:00Z","data":{{"id":"ord_{n}","note":"{pad}"}}}}"#
+    )
+    .into_bytes()
+}
+
 /// The child: open the store, check the ids in the ledger file, then ingest
-/// and work until killed.
+/// and work until killed (every 40th delivery is a large one). `WEBHOOK_INBOX_POWERCUT_CHILD` is
+/// `<store dir>|<ledger file: ids, one a line>|<round>`; this round's ids
+/// are `r<round>-t<thread>-<n>`.
 ///
 /// Protocol (stdout, one `@@ ` line each):
 /// - `open-failed <error>` / `open-panicked <message>`: the store did not open; the child stops.
@@ -462,7 +474,8 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 ///   whether the event is still stored, then what re-ingesting the same
 ///   delivery answered (asked in that order, so `accepted` does not hide
 ///   `gone`).
-/// - `checked`: all checks done; the parent may cut from now on.
+/// - `checked`: all checks done. (In a third of the rounds the parent has
+///   armed a cut at one of the first sync requests, so it may come sooner.)
 /// - `ack <id>`: `ingest` returned Accepted (printed only then).
 /// - `run <id>`: a handler run starts.
 /// - `handled-recorded <id>`: the worker's observer was told the success is
@@ -548,7 +561,11 @@ fn powercut_child() {
             s.spawn(move || {
                 for n in 0..PER_THREAD {
                     let id = format!("r{round}-t{t}-{n}");
-                    let body = bluum_body("order.filled", n as u64);
+                    let body = if n % 40 == 39 {
+                        big_body(n as u64)
+                    } else {
+                        bluum_body("order.filled", n as u64)
+                    };
                     match ingestor.ingest(&bluum_headers(&id, &body), &body) {
                         Ok(Ingested::Accepted { .. }) => say(out, "ack", &id),
                         Ok(Ingested::Duplicate { .. }) => say(out, "dup", &id),
@@ -741,6 +758,9 @@ fn run_model(test: &str, model: Model) {
     let mut ledger = Ledger::default();
     let mut tally = Tally::default();
     let started = Instant::now();
+    // How many sync requests the last opening and checking took: early
+    // cuts land among them.
+    let mut open_syncs: u64 = 10;
 
     // The last pass only checks (every id, no sampling): the last round's
     // acknowledgements are checked too.
@@ -764,11 +784,12 @@ fn run_model(test: &str, model: Model) {
         let stderr = place.scratch("child-stderr");
 
         // Where to cut (seeded), one of three kinds: at one of the first
-        // sync requests from the mount on (so while the store opens, replays
-        // and checkpoints: where sled rewrites its files), at a random moment
+        // sync requests from the mount on (as many as the last opening took,
+        // so while the store opens, replays and checkpoints: where sled
+        // rewrites its files), at a random moment
         // after the checks, or at a random sync request after them.
         let kind = next() % 3;
-        let early = (kind == 0 && !last).then(|| 1 + next() % 12);
+        let early = (kind == 0 && !last).then(|| 1 + next() % (open_syncs + 2));
         if let Some(n) = early {
             fs.cut_at_sync(n);
         }
@@ -807,6 +828,9 @@ fn run_model(test: &str, model: Model) {
             std::thread::sleep(Duration::from_millis(1));
         };
         let syncs_at_checked = fs.stats().syncs();
+        if phase == Phase::Checked {
+            open_syncs = syncs_at_checked;
+        }
         let checked_after = spawned.elapsed();
         let how = match (phase, early) {
             (Phase::Checked, _) if last => {
@@ -937,12 +961,13 @@ fn run_model(test: &str, model: Model) {
         }
         if std::env::var_os("POWERCUT_VERBOSE").is_some() {
             println!(
-                "{test} round {round}: cut {how}; {} lines, checked after {} ms, round {} ms, {syncs_at_checked} syncs when checked, {} in all, {} image bytes, {} lost so far",
+                "{test} round {round}: cut {how}; {} lines, checked after {} ms, round {} ms, {syncs_at_checked} syncs when checked, {} in all, {} image bytes in {} files, {} lost so far",
                 lines.len(),
                 checked_after.as_millis(),
                 spawned.elapsed().as_millis(),
                 stats.syncs(),
                 next_image.bytes(),
+                next_image.paths().len(),
                 tally.lost.len()
             );
         }

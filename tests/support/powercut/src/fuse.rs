@@ -4,8 +4,9 @@
 //! `flock`, `fcntl` and OFD locks itself, so sled's lock works), `lseek` and
 //! `copy_file_range` (the kernel falls back to its generic code), and the
 //! writeback cache (never requested: every write reaches [`State::write`]
-//! before it returns). `sync_file_range`, `syncfs` and `close` reach no
-//! handler here, so they never make anything durable — the point.
+//! before it returns). `sync_file_range` and `syncfs` reach no handler, and
+//! `close` only `flush`, so none of them makes anything durable — the
+//! point.
 
 use std::ffi::OsStr;
 use std::path::Path;

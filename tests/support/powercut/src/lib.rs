@@ -5,7 +5,7 @@
 //! - A file's writes (and size changes, `fallocate`) are durable after an
 //!   `fsync` or `fdatasync` of that file, or at once on a file opened with
 //!   `O_SYNC` / `O_DSYNC`. `sync_file_range`, `syncfs` and `close` make
-//!   nothing durable: they reach no handler here.
+//!   nothing durable (the first two reach no handler, `close` only `flush`).
 //! - Directory entries (create, unlink, rename, mkdir, rmdir, link) are
 //!   durable after an `fsync` of their directory ([`DirSync::Posix`]), or
 //!   after any sync anywhere ([`DirSync::Ext4Like`], as ext4's journal

@@ -27,6 +27,9 @@ use crate::time::utc_millis;
 const DELIVERY_THREADS: usize = 8;
 /// How much of a receiver's answer the attempt log keeps.
 const RESPONSE_EXCERPT: usize = 512;
+/// The shortest dedup retention the outbox's inbox accepts for its ingestor
+/// (twice the default 300 s tolerance).
+const MIN_OUTBOX_RETENTION: Duration = Duration::from_secs(600);
 /// Pruning runs this often (at most; a shorter retention prunes more often).
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -98,8 +101,11 @@ impl Outbox {
             targets,
             retention,
         } = settings;
+        // The outbox's own dedup markers must outlive its ingestor's replay
+        // window (twice the verifier's default tolerance), however short the
+        // delivery retention is.
         let inbox = Inbox::builder(dir)
-            .retention(retention)
+            .retention(retention.max(MIN_OUTBOX_RETENTION))
             .open()
             .map_err(|e| format!("cannot open the outbox {}: {e}", dir.display()))?;
         // Known only to this process: deliveries reach the outbox through an

@@ -269,6 +269,10 @@ const CLEAN_FILE: &str = "clean";
 const CLEAN_MAGIC: &[u8; 8] = b"WIclean1";
 /// The store's lock file (hidden, so it never makes a directory look foreign).
 const LOCK_FILE: &str = ".lock";
+/// Says the store keeps its record in the log (layout 2). A store without it
+/// was written by an earlier version, whose record was sled.
+const FORMAT_FILE: &str = "format";
+const FORMAT_TEXT: &[u8] = b"webhook-inbox store layout 2: the log is the record, sled an index\n";
 
 /// The store's counts as of log position `lsn`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,7 +325,7 @@ fn dir_state(dir: &Path) -> std::io::Result<DirState> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DirState::Missing),
         Err(e) => return Err(e),
     };
-    if dir.join("sled").is_dir() || dir.join("wal").is_dir() {
+    if dir.join("sled").is_dir() || dir.join("wal").is_dir() || dir.join(FORMAT_FILE).is_file() {
         return Ok(DirState::Store);
     }
     // A fresh volume's `lost+found` and hidden files (`.gitkeep`, `.DS_Store`)
@@ -395,19 +399,111 @@ fn take_clean(dir: &Path) -> std::io::Result<Option<SavedCounts>> {
     Ok(SavedCounts::from_file(&bytes))
 }
 
-/// Writes the clean file (temporary file, fsync, rename, fsync of the directory).
+/// Writes the clean file.
 fn write_clean(dir: &Path, saved: SavedCounts) -> std::io::Result<()> {
-    let tmp = dir.join("clean.tmp");
+    write_durably(dir, CLEAN_FILE, &saved.to_file())
+}
+
+/// Writes `name` in `dir` whole or not at all: a temporary file, `fsync`,
+/// rename, `fsync` of the directory.
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(wal::FILE_MODE)
         .open(&tmp)?;
-    file.write_all(&saved.to_file())?;
+    file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(CLEAN_FILE))?;
+    std::fs::rename(&tmp, dir.join(name))?;
     wal::sync_dir(dir)
+}
+
+/// Brings a store written by an earlier version (whose record was sled, its
+/// log only what sled had not flushed yet) to layout 2: sled is opened as it
+/// is, the log's tail applied to it, then every stored event (with its
+/// progress) and every dedup marker is written into the log and synced, and
+/// only then is the store marked as layout 2. Interrupted, it starts over
+/// at the next open (applying and carrying are idempotent).
+fn migrate(
+    dir: &Path,
+    settings: &Settings,
+    writer: &mut WalWriter,
+    segments: &[PathBuf],
+) -> Result<(sled::Db, Trees), OpenFailure> {
+    let corrupt = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::InvalidData => OpenFailure::Corrupt(e.to_string()),
+        _ => OpenFailure::Io(e),
+    };
+    wal::create_dir_durable(&dir.join("sled"))?;
+    let (db, trees) = open_sled(&dir.join("sled"), settings)?;
+    let mut chunk = Vec::new();
+    wal::replay(segments, &mut |r| {
+        chunk.push(
+            Applied::recovered(r.lsn, r.payload)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+        );
+        Ok(())
+    })
+    .map_err(corrupt)?;
+    apply_batch(&trees, &chunk, true)?;
+
+    let mut lsn = writer.last_lsn().max(stored_applied(&trees)?);
+    let mut frames = Vec::new();
+    let mut write = |frames: &mut Vec<u8>, lsn: u64| -> std::io::Result<()> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        wal::mark_batch_start(frames, true);
+        writer.append(frames, lsn)?;
+        writer.sync(frames.len() as u64)?;
+        writer.maybe_rotate()?;
+        frames.clear();
+        Ok(())
+    };
+    let mut push = |frames: &mut Vec<u8>, lsn: &mut u64, payload: Vec<u8>| -> std::io::Result<()> {
+        *lsn += 1;
+        wal::encode_frame(frames, *lsn, &payload, &wal::payload_crc(&payload));
+        if frames.len() >= 4 << 20 {
+            write(frames, *lsn)?;
+        }
+        Ok(())
+    };
+    for item in trees.events.iter() {
+        let (key, value) = item?;
+        let seq = <[u8; 8]>::try_from(key.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| OpenFailure::Corrupt("a sequence key is not 8 bytes".into()))?;
+        let progress = trees.progress.get(&key)?;
+        push(
+            &mut frames,
+            &mut lsn,
+            compact::carry_payload(seq, &value, progress.as_deref()),
+        )?;
+    }
+    for item in trees.dedup.iter() {
+        let (key, value) = item?;
+        let Some(seq) = record::dedup_seq(&value) else {
+            continue;
+        };
+        if trees.events.contains_key(seq.to_be_bytes())? {
+            continue;
+        }
+        let accepted_ms = value
+            .get(8..16)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, record::from_ordered_i64);
+        push(
+            &mut frames,
+            &mut lsn,
+            compact::marker_payload(seq, accepted_ms, &key),
+        )?;
+    }
+    write(&mut frames, lsn)?;
+    trees.meta.insert(b"applied_lsn", &lsn.to_be_bytes())?;
+    write_durably(dir, FORMAT_FILE, FORMAT_TEXT)?;
+    Ok((db, trees))
 }
 
 /// `fsync`s every file and directory under `dir` (sled's own `flush` uses
@@ -542,23 +638,32 @@ impl SledStore {
     /// Opens or creates the store in `dir`: trusts sled only after a clean
     /// close, else rebuilds it from the log.
     pub(crate) fn open(dir: &Path, settings: Settings, create: bool) -> Result<Self, OpenFailure> {
-        match dir_state(dir)? {
-            DirState::Store => {}
+        let fresh = match dir_state(dir)? {
+            DirState::Store => false,
             DirState::Foreign => return Err(OpenFailure::NotAStore),
             DirState::Missing | DirState::Empty if !create => return Err(OpenFailure::NotFound),
-            DirState::Missing | DirState::Empty => {}
-        }
+            DirState::Missing | DirState::Empty => true,
+        };
         // The store directory and its entries are durable before anything
         // in them is relied on; 0700 whatever the umask.
         wal::create_dir_durable(dir)?;
         let lock_file = lock_store(dir)?;
+        if fresh {
+            write_durably(dir, FORMAT_FILE, FORMAT_TEXT)?;
+        }
+        let legacy = !dir.join(FORMAT_FILE).is_file();
         let clean = take_clean(dir)?;
-        let (writer, segments) = wal::open(&dir.join("wal")).map_err(|e| match e.kind() {
+        let (mut writer, segments) = wal::open(&dir.join("wal")).map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidData => OpenFailure::Corrupt(e.to_string()),
             _ => OpenFailure::Io(e),
         })?;
+        let migrated = if legacy {
+            Some(migrate(dir, &settings, &mut writer, &segments)?)
+        } else {
+            None
+        };
         let last = writer.last_lsn();
-        let trusted = match clean.filter(|c| c.lsn == last) {
+        let trusted = match clean.filter(|c| c.lsn == last && migrated.is_none()) {
             Some(saved) => match open_sled(&dir.join("sled"), &settings) {
                 Ok((db, trees)) if stored_applied(&trees).ok() == Some(last) => {
                     Some((db, trees, saved.counts))
@@ -568,9 +673,13 @@ impl SledStore {
             },
             None => None,
         };
-        let (db, trees, counts) = match trusted {
-            Some(opened) => opened,
-            None => {
+        let (db, trees, counts) = match (trusted, migrated) {
+            (Some(opened), _) => opened,
+            (None, Some((db, trees))) => {
+                let counts = count_trees(&trees);
+                (db, trees, counts)
+            }
+            (None, None) => {
                 let (db, trees) = rebuild(dir, &settings, &segments, last, &|_| true)?;
                 let counts = count_trees(&trees);
                 (db, trees, counts)
@@ -1857,6 +1966,47 @@ mod tests {
             drop(store);
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    /// A store an earlier version closed cleanly: its record was sled, its
+    /// log an empty segment named after the next LSN, no `format` file. It
+    /// opens with everything, which is then in the log too: a rebuild from
+    /// the log alone gives the same state.
+    #[test]
+    fn a_store_of_the_earlier_layout_is_migrated_into_the_log() {
+        let dir = temp("legacy");
+        {
+            let store = reopen(&dir);
+            populate(&store);
+            store.close().unwrap();
+        }
+        // Make it look like the earlier version's clean close.
+        let next = {
+            let (w, _) = wal::open(&dir.join("wal")).unwrap();
+            w.last_lsn() + 1
+        };
+        std::fs::remove_dir_all(dir.join("wal")).unwrap();
+        std::fs::create_dir(dir.join("wal")).unwrap();
+        std::fs::write(dir.join("wal").join(format!("{next:020}.wal")), b"").unwrap();
+        std::fs::remove_file(dir.join(CLEAN_FILE)).unwrap();
+        std::fs::remove_file(dir.join(FORMAT_FILE)).unwrap();
+        {
+            let store = reopen(&dir);
+            assert!(dir.join(FORMAT_FILE).is_file());
+            check_populated(&store);
+            drop(store);
+        }
+        // The log alone now holds it all.
+        std::fs::remove_dir_all(dir.join("sled")).unwrap();
+        let _ = std::fs::remove_file(dir.join(CLEAN_FILE));
+        let store = reopen(&dir);
+        assert_eq!(store.counts().pending, 3);
+        assert_eq!(
+            store.insert(event("handled")).unwrap(),
+            Insert::Duplicate { seq: 4 }
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Compaction copies what the oldest segment still holds forward and

@@ -41,7 +41,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::compact::{self, Holds, KIND_CARRY, KIND_MARKER};
 use super::latency::{Latencies, LatencySummary};
 use super::record::{self, EventRecordRef, Progress};
-use super::wal::{self, WalWriter};
+use super::wal::{self, Location, WalWriter};
 use super::{
     Change, Durability, Insert, NewEvent, Standing, Store, StoreCounts, StoreError, Stored,
 };
@@ -101,14 +101,17 @@ struct Applied {
     /// The dedup key of an accepted event; empty for other kinds.
     key: Vec<u8>,
     received_ms: i64,
-    /// The log payload: a kind byte, then what it carries (for an accepted
-    /// event, the value sled stores).
+    /// The log payload: a kind byte, then what it carries.
     payload: Vec<u8>,
+    /// Where its frame is in the log, once written.
+    at: Option<Location>,
 }
 
 impl Applied {
-    fn value(&self) -> &[u8] {
-        self.payload.get(1..).unwrap_or_default()
+    /// What sled keeps for an event: where its frame is (the body is
+    /// written once, to the log).
+    fn location_value(&self) -> Option<[u8; LOCATION_VALUE]> {
+        self.at.map(location_value)
     }
 
     fn is_accept(&self) -> bool {
@@ -116,7 +119,13 @@ impl Applied {
     }
 
     /// A record read back from the log, checked to be one this version knows.
-    fn recovered(lsn: u64, payload: Vec<u8>) -> Result<Self, String> {
+    fn recovered(lsn: u64, payload: Vec<u8>, at: Location) -> Result<Self, String> {
+        let mut applied = Self::read(lsn, payload)?;
+        applied.at = Some(at);
+        Ok(applied)
+    }
+
+    fn read(lsn: u64, payload: Vec<u8>) -> Result<Self, String> {
         match payload.split_first() {
             Some((&record::KIND_ACCEPT, value)) => {
                 let event = record::decode_event(value)?;
@@ -125,6 +134,7 @@ impl Applied {
                     key: record::dedup_key(&event.source, &event.id),
                     received_ms: event.received_at_ms,
                     payload,
+                    at: None,
                 })
             }
             Some((&record::KIND_FORGET, rest)) => {
@@ -153,8 +163,36 @@ impl Applied {
             key: Vec::new(),
             received_ms: 0,
             payload,
+            at: None,
         }
     }
+}
+
+/// Format byte of an `events` value that is a location in the log.
+const LOCATION_FORMAT: u8 = 2;
+/// Bytes of such a value: format, segment, offset, frame length.
+const LOCATION_VALUE: usize = 1 + 8 + 8 + 4;
+
+fn location_value(at: Location) -> [u8; LOCATION_VALUE] {
+    let mut out = [0u8; LOCATION_VALUE];
+    out[0] = LOCATION_FORMAT;
+    out[1..9].copy_from_slice(&at.segment.to_be_bytes());
+    out[9..17].copy_from_slice(&at.offset.to_be_bytes());
+    out[17..21].copy_from_slice(&at.len.to_be_bytes());
+    out
+}
+
+/// The location an `events` value holds; `None` for a full record (stores
+/// migrated from the earlier layout keep those until compaction moves them).
+fn location_of(value: &[u8]) -> Option<Location> {
+    let (&LOCATION_FORMAT, rest) = value.split_first()? else {
+        return None;
+    };
+    Some(Location {
+        segment: u64::from_be_bytes(rest.get(0..8)?.try_into().ok()?),
+        offset: u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?),
+        len: u32::from_be_bytes(rest.get(16..20)?.try_into().ok()?),
+    })
 }
 
 #[derive(Default)]
@@ -199,6 +237,8 @@ struct Shared {
     /// reads the state it carries forward: no carried state is older than a
     /// change logged before it.
     changes: Mutex<()>,
+    /// Read handles on log segments, by first LSN, for reading events.
+    files: Mutex<HashMap<u64, Arc<File>>>,
     /// sled and its trees; swapped for a rebuilt one when sled fails for
     /// good (`None` while that happens).
     index: std::sync::RwLock<Option<Arc<Index>>>,
@@ -441,7 +481,7 @@ fn migrate(
     let mut chunk = Vec::new();
     wal::replay(segments, &mut |r| {
         chunk.push(
-            Applied::recovered(r.lsn, r.payload)
+            Applied::recovered(r.lsn, r.payload, r.at)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
         );
         Ok(())
@@ -612,7 +652,7 @@ fn rebuild(
         if !keep(r.lsn) {
             return Ok(());
         }
-        let applied = Applied::recovered(r.lsn, r.payload)
+        let applied = Applied::recovered(r.lsn, r.payload, r.at)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         chunk.push(applied);
         if chunk.len() == 1024 {
@@ -696,6 +736,7 @@ impl SledStore {
             path: dir.to_owned(),
             _lock: lock_file,
             changes: Mutex::new(()),
+            files: Mutex::new(HashMap::new()),
             index: std::sync::RwLock::new(Some(Arc::new(Index { db, trees }))),
             core: Mutex::new(Core {
                 next_lsn: last + 1,
@@ -790,8 +831,10 @@ impl Store for SledStore {
             if is_dead {
                 continue;
             }
-            let event = record::decode_event(&value).map_err(StoreError::Corrupt)?;
-            return Ok(Some(crate::clock::from_unix_millis(event.received_at_ms)));
+            let seq = seq_of(&key)?;
+            if let Some(event) = self.shared.load_event(trees, seq, &value)? {
+                return Ok(Some(crate::clock::from_unix_millis(event.received_at_ms)));
+            }
         }
         Ok(None)
     }
@@ -898,6 +941,7 @@ impl Store for SledStore {
             key,
             received_ms,
             payload,
+            at: None,
         });
         shared.pending.fetch_add(1, Ordering::SeqCst);
         drop(core);
@@ -1004,11 +1048,13 @@ impl Store for SledStore {
         for item in trees.events.range(from.to_be_bytes()..).take(limit) {
             let (key, value) = item?;
             let seq = seq_of(&key)?;
-            out.push(Stored {
-                seq,
-                event: record::decode_event(&value).map_err(StoreError::Corrupt)?,
-                progress: self.shared.progress_of(seq)?,
-            });
+            if let Some(event) = self.shared.load_event(trees, seq, &value)? {
+                out.push(Stored {
+                    seq,
+                    event,
+                    progress: self.shared.progress_of(seq)?,
+                });
+            }
         }
         Ok(out)
     }
@@ -1083,12 +1129,16 @@ impl Store for SledStore {
     }
 
     fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError> {
-        let Some(value) = self.shared.index()?.trees.events.get(seq.to_be_bytes())? else {
+        let index = self.shared.index()?;
+        let Some(value) = index.trees.events.get(seq.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let Some(event) = self.shared.load_event(&index.trees, seq, &value)? else {
             return Ok(None);
         };
         Ok(Some(Stored {
             seq,
-            event: record::decode_event(&value).map_err(StoreError::Corrupt)?,
+            event,
             progress: self.shared.progress_of(seq)?,
         }))
     }
@@ -1146,7 +1196,10 @@ fn apply_batch(trees: &Trees, batch: &[Applied], replay: bool) -> sled::Result<u
                 if trees.dedup.contains_key(&a.key)? {
                     continue;
                 }
-                trees.events.insert(a.lsn.to_be_bytes(), a.value())?;
+                let Some(location) = a.location_value() else {
+                    return Err(unsupported(format!("log record {} has no location", a.lsn)));
+                };
+                trees.events.insert(a.lsn.to_be_bytes(), &location)?;
                 // The marker goes after the event: it is what says "this event is applied".
                 trees
                     .dedup
@@ -1180,7 +1233,10 @@ fn apply_batch(trees: &Trees, batch: &[Applied], replay: bool) -> sled::Result<u
                     continue;
                 }
                 let seq_key = carry.seq.to_be_bytes();
-                trees.events.insert(seq_key, carry.event_value)?;
+                let Some(location) = a.location_value() else {
+                    return Err(unsupported(format!("log record {} has no location", a.lsn)));
+                };
+                trees.events.insert(seq_key, &location)?;
                 match carry.progress_value {
                     Some(value) => {
                         let progress = record::decode_progress(value).map_err(unsupported)?;
@@ -1212,7 +1268,16 @@ fn apply_batch(trees: &Trees, batch: &[Applied], replay: bool) -> sled::Result<u
                     fresh.push(key.into());
                 }
             }
-            Some((&KIND_CARRY | &KIND_MARKER, _)) => {}
+            Some((&KIND_CARRY, rest)) => {
+                // At run time sled has the event; it only moved in the log.
+                let (seq, _) = record::split_seq(rest).map_err(unsupported)?;
+                if let Some(location) = a.location_value()
+                    && trees.events.contains_key(seq.to_be_bytes())?
+                {
+                    trees.events.insert(seq.to_be_bytes(), &location)?;
+                }
+            }
+            Some((&KIND_MARKER, _)) => {}
             _ => {
                 return Err(sled::Error::Unsupported(format!(
                     "log record {} of unknown kind",
@@ -1314,6 +1379,69 @@ impl Shared {
             return Err(StoreError::Closed);
         }
         Ok(())
+    }
+
+    /// The bytes of an event (format byte + bincode record) that an `events`
+    /// entry points to in the log (or holds, for migrated stores).
+    fn event_value(&self, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let Some(at) = location_of(value) else {
+            return Ok(value.to_vec());
+        };
+        let file = self.segment_file(at.segment)?;
+        let (_, payload) = wal::read_frame(&file, at).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Io(e),
+        })?;
+        match payload.split_first() {
+            Some((&record::KIND_ACCEPT, event)) => Ok(event.to_vec()),
+            Some((&KIND_CARRY, rest)) => Ok(compact::split_carry(rest)
+                .map_err(StoreError::Corrupt)?
+                .event_value
+                .to_vec()),
+            _ => Err(StoreError::Corrupt(format!(
+                "the index points at byte {} of log segment {}, which holds no event",
+                at.offset, at.segment
+            ))),
+        }
+    }
+
+    /// A read handle on the segment whose first LSN is `segment`.
+    fn segment_file(&self, segment: u64) -> Result<Arc<File>, StoreError> {
+        let mut files = lock(&self.files);
+        if let Some(file) = files.get(&segment) {
+            return Ok(Arc::clone(file));
+        }
+        let file = Arc::new(File::open(wal::segment_file(
+            &self.path.join("wal"),
+            segment,
+        ))?);
+        files.insert(segment, Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// The event stored under `seq` whose `events` entry is `value`. If its
+    /// segment was compacted away meanwhile, the entry is read again (it
+    /// points at the newer copy now); `None` if the event is gone.
+    fn load_event(
+        &self,
+        trees: &Trees,
+        seq: u64,
+        value: &[u8],
+    ) -> Result<Option<record::EventRecord>, StoreError> {
+        let bytes = match self.event_value(value) {
+            Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                match trees.events.get(seq.to_be_bytes())? {
+                    Some(again) => self.event_value(&again)?,
+                    None => return Ok(None),
+                }
+            }
+            other => other?,
+        };
+        record::decode_event(&bytes)
+            .map(Some)
+            .map_err(StoreError::Corrupt)
     }
 
     /// The current index, or an error while it is being rebuilt.
@@ -1447,7 +1575,7 @@ impl Shared {
         // Swap in the spare buffer so appends during the write reuse its capacity.
         let spare = std::mem::take(&mut core.spare);
         let mut frames = std::mem::replace(&mut core.buffer, spare);
-        let batch = std::mem::take(&mut core.batch);
+        let mut batch = std::mem::take(&mut core.batch);
         let first = batch.first().map_or(0, |a| a.lsn);
         let last = batch.last().map_or(0, |a| a.lsn);
         drop(core);
@@ -1465,13 +1593,13 @@ impl Shared {
             let written = writer.append(&frames, last);
             match written {
                 Err(e) => Err((false, e)),
-                Ok(()) => match self.timed_sync(&mut writer, frames.len() as u64) {
+                Ok(at) => match self.timed_sync(&mut writer, frames.len() as u64) {
                     Err(e) => Err((true, e)),
                     Ok(()) => {
                         // The batch is durable whatever happens next; a segment
                         // that cannot be started now is retried at the next batch.
                         let _ = writer.maybe_rotate();
-                        Ok(())
+                        Ok(at)
                     }
                 },
             }
@@ -1481,7 +1609,14 @@ impl Shared {
         core.flushing = false;
         let failed = outcome.is_err();
         match outcome {
-            Ok(()) => {
+            Ok((segment, offset)) => {
+                let lens: Vec<usize> = batch.iter().map(|a| a.payload.len()).collect();
+                for (a, at) in batch
+                    .iter_mut()
+                    .zip(Location::of_frames(segment, offset, lens.into_iter()))
+                {
+                    a.at = Some(at);
+                }
                 core.durable_lsn = last;
                 core.retrying = None;
                 frames.clear();
@@ -1666,7 +1801,8 @@ impl Shared {
             };
             if let Some(value) = stored {
                 let progress = trees.progress.get(seq.to_be_bytes())?;
-                carried.push(compact::carry_payload(seq, &value, progress.as_deref()));
+                let event = self.event_value(&value)?;
+                carried.push(compact::carry_payload(seq, &event, progress.as_deref()));
             } else if let Some(marker) = trees.dedup.get(&key)?
                 && record::dedup_seq(&marker) == Some(seq)
             {
@@ -1698,7 +1834,12 @@ impl Shared {
         };
         drop(changing);
         self.wait_durable(last)?;
+        // Readers must find the events at their new places first.
+        self.sync_applied()?;
         lock(&self.wal).remove_oldest(&path)?;
+        if let Some(segment) = wal::first_lsn_of(&path) {
+            lock(&self.files).remove(&segment);
+        }
         Ok(true)
     }
 
@@ -1978,6 +2119,14 @@ mod tests {
         {
             let store = reopen(&dir);
             populate(&store);
+            // The earlier layout kept whole records in sled.
+            let index = store.shared.index().unwrap();
+            for item in index.trees.events.iter() {
+                let (key, value) = item.unwrap();
+                let whole = store.shared.event_value(&value).unwrap();
+                index.trees.events.insert(key, whole).unwrap();
+            }
+            drop(index);
             store.close().unwrap();
         }
         // Make it look like the earlier version's clean close.
@@ -2017,6 +2166,13 @@ mod tests {
         {
             let store = reopen(&dir);
             populate(&store);
+            // sled holds where each event is, not the event: bodies are
+            // written once, to the log.
+            let index = store.shared.index().unwrap();
+            for item in index.trees.events.iter() {
+                assert_eq!(item.unwrap().1.len(), LOCATION_VALUE);
+            }
+            drop(index);
             // Garbage: handled events whose markers expired.
             for i in 0..50 {
                 let id = format!("gone_{i}");
@@ -2050,6 +2206,8 @@ mod tests {
                 "mostly garbage: compacted"
             );
             assert!(!before.exists(), "the old segment is gone");
+            // Read from their new places in the log, in this same process.
+            assert_eq!(store.events_after(0, 10).unwrap().len(), 3);
             assert_eq!(lock(&store.shared.wal).sealed_count(), 0);
             store.close().unwrap();
         }

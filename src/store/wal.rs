@@ -93,6 +93,67 @@ pub(crate) fn mark_batch_start(frames: &mut [u8], start: bool) {
 pub(crate) struct Recovered {
     pub(crate) lsn: u64,
     pub(crate) payload: Vec<u8>,
+    /// Where its frame is.
+    pub(crate) at: Location,
+}
+
+/// Where a frame lies in the log: its segment (by first LSN), byte offset
+/// and length (header included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+}
+
+impl Location {
+    /// The locations of frames with payloads of `payload_lens` bytes,
+    /// written one after the other from `offset` in `segment`.
+    pub(crate) fn of_frames(
+        segment: u64,
+        offset: u64,
+        payload_lens: impl Iterator<Item = usize>,
+    ) -> impl Iterator<Item = Self> {
+        let mut at = offset;
+        payload_lens.map(move |len| {
+            let frame = HEADER + len;
+            let here = Self {
+                segment,
+                offset: at,
+                len: u32::try_from(frame).unwrap_or(u32::MAX),
+            };
+            at += frame as u64;
+            here
+        })
+    }
+}
+
+/// Reads the payload of the frame at `at` from `file` (its segment), checking
+/// the frame's header and checksum.
+pub(crate) fn read_frame(file: &File, at: Location) -> io::Result<(u64, Vec<u8>)> {
+    let mut frame = vec![0u8; at.len as usize];
+    file.read_exact_at(&mut frame, at.offset)?;
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the log frame at byte {} of segment {} does not match its index entry",
+                at.offset, at.segment
+            ),
+        )
+    };
+    let header: &[u8; HEADER] = frame.first_chunk().ok_or_else(bad)?;
+    let h = parse_header(header);
+    let payload = frame.get(HEADER..).ok_or_else(bad)?;
+    if h.len != payload.len() || frame_crc(h.lsn, &payload_crc(payload)) != h.crc {
+        return Err(bad());
+    }
+    Ok((h.lsn, payload.to_vec()))
+}
+
+/// The path of the segment whose first LSN is `first_lsn`.
+pub(crate) fn segment_file(dir: &Path, first_lsn: u64) -> PathBuf {
+    segment_path(dir, first_lsn)
 }
 
 /// The appending end of the log. Only the group-commit leader touches it.
@@ -113,7 +174,7 @@ fn segment_path(dir: &Path, first_lsn: u64) -> PathBuf {
     dir.join(format!("{first_lsn:020}.wal"))
 }
 
-fn first_lsn_of(path: &Path) -> Option<u64> {
+pub(crate) fn first_lsn_of(path: &Path) -> Option<u64> {
     path.file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_suffix(".wal"))
@@ -317,6 +378,7 @@ fn read_segment(
     each: &mut dyn FnMut(Recovered) -> io::Result<()>,
 ) -> io::Result<SegmentEnd> {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let segment = first_lsn_of(path).unwrap_or(0);
     let mut at = 0u64;
     loop {
         let mut header = [0u8; HEADER];
@@ -350,10 +412,16 @@ fn read_segment(
             return bad("a frame fails its checksum");
         }
         *last_lsn = h.lsn;
+        let location = Location {
+            segment,
+            offset: at,
+            len: u32::try_from(HEADER + h.len).unwrap_or(u32::MAX),
+        };
         at += (HEADER + h.len) as u64;
         each(Recovered {
             lsn: h.lsn,
             payload,
+            at: location,
         })?;
     }
 }
@@ -437,7 +505,7 @@ impl WalWriter {
     /// After a failed sync, the bytes whose fate is unknown are first zeroed
     /// and synced: a batch lost in the page cache cannot reappear later, and
     /// the next batch is written only once the disk answers again.
-    pub(crate) fn append(&mut self, frames: &[u8], last_lsn: u64) -> io::Result<()> {
+    pub(crate) fn append(&mut self, frames: &[u8], last_lsn: u64) -> io::Result<(u64, u64)> {
         if let Some(from) = self.suspect_from {
             let zeros = vec![0u8; usize::try_from(self.len.saturating_sub(from)).unwrap_or(0)];
             self.file.write_all_at(&zeros, from)?;
@@ -450,9 +518,15 @@ impl WalWriter {
             reserve(&self.file);
             return Err(e);
         }
+        let at = self.len;
         self.len += frames.len() as u64;
         self.last_lsn = last_lsn;
-        Ok(())
+        Ok((self.segment(), at))
+    }
+
+    /// The active segment (by its first LSN).
+    pub(crate) fn segment(&self) -> u64 {
+        first_lsn_of(&self.path).unwrap_or(0)
     }
 
     /// Makes everything appended so far durable. On failure the last batch's

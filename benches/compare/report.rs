@@ -154,6 +154,9 @@ pub struct EndToEnd {
 pub struct Drain {
     pub events: usize,
     pub threads: usize,
+    /// Attempts recorded before their handler runs.
+    #[serde(default)]
+    pub durable_attempts: bool,
     pub events_per_sec: Stat,
     /// Over the median 16-caller durable ingest rate of the same run.
     pub x_ingest16: Stat,
@@ -670,9 +673,14 @@ pub fn print_table(r: &Results) {
     for d in &r.drain {
         rows.push(vec![
             format!(
-                "{} pending, {} thread(s)",
+                "{} pending, {} thread(s){}",
                 count(d.events as f64),
-                d.threads
+                d.threads,
+                if d.durable_attempts {
+                    ", durable attempts"
+                } else {
+                    ""
+                }
             ),
             ranged(&d.x_ingest16, ratio),
             ranged(&d.events_per_sec, count),

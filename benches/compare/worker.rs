@@ -24,8 +24,9 @@ use crate::common::{self, Settings};
 use crate::fixture::{self, Latencies, Scratch};
 use crate::report::{Drain, EndToEnd, Stat};
 
-/// Handler threads of the drain measurement.
-pub const DRAIN_THREADS: [usize; 3] = [1, 2, 4];
+/// Handler threads of the drain measurement, and whether attempts are
+/// recorded before their handler runs (`WorkerConfig::durable_attempts`).
+pub const DRAIN_THREADS: [(usize, bool); 4] = [(1, false), (2, false), (4, false), (4, true)];
 /// Threads ingesting during a pre-fill (not measured).
 const PREFILL_CALLERS: usize = 4;
 /// Handler threads while measuring end to end.
@@ -61,7 +62,7 @@ pub fn prefill(dir: &Path, n: usize, prefix: &str) {
 
 /// Events/s of a worker with `threads` handler threads draining `n` events
 /// stored beforehand.
-fn run_drain(n: usize, threads: usize, run: usize) -> f64 {
+fn run_drain(n: usize, threads: usize, durable_attempts: bool, run: usize) -> f64 {
     let dir = Scratch::new(&format!("drain-{run}"));
     prefill(dir.path(), n, &format!("pre{run}"));
     let inbox = fixture::open(dir.path());
@@ -74,7 +75,9 @@ fn run_drain(n: usize, threads: usize, run: usize) -> f64 {
     let worker = Worker::start(
         &inbox,
         fixture::noop_router(),
-        WorkerConfig::default().threads(threads),
+        WorkerConfig::default()
+            .threads(threads)
+            .durable_attempts(durable_attempts),
     )
     .expect("worker");
     fixture::wait_handled(&worker, n as u64);
@@ -222,11 +225,12 @@ pub fn measure_drain(settings: &Settings, ingest16: f64) -> Vec<Drain> {
     let mut rates = vec![Vec::new(); DRAIN_THREADS.len()];
     let mut run = 0;
     for round in 0..settings.rounds {
-        for (i, &threads) in DRAIN_THREADS.iter().enumerate() {
+        for (i, &(threads, durable_attempts)) in DRAIN_THREADS.iter().enumerate() {
             run += 1;
-            let rate = run_drain(n, threads, run);
+            let rate = run_drain(n, threads, durable_attempts, run);
             eprintln!(
-                "  drain {n} with {threads} threads round {}: {rate:>8.0} events/s",
+                "  drain {n} with {threads} threads{} round {}: {rate:>8.0} events/s",
+                if durable_attempts { ", durable attempts" } else { "" },
                 round + 1
             );
             rates[i].push(rate);
@@ -235,11 +239,12 @@ pub fn measure_drain(settings: &Settings, ingest16: f64) -> Vec<Drain> {
     DRAIN_THREADS
         .iter()
         .zip(rates)
-        .map(|(&threads, rates)| {
+        .map(|(&(threads, durable_attempts), rates)| {
             let ratios: Vec<f64> = rates.iter().map(|r| r / ingest16).collect();
             Drain {
                 events: n,
                 threads,
+                durable_attempts,
                 events_per_sec: Stat::of(&rates),
                 x_ingest16: Stat::of(&ratios),
             }

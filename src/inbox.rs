@@ -268,7 +268,7 @@ pub enum OpenError {
     },
     /// The directory exists and holds other files but no store; nothing was
     /// created in it.
-    #[error("{} is not a webhook-inbox store: it holds other files and no `sled` or `wal` directory", path.display())]
+    #[error("{} is not a webhook-inbox store: it holds other files and no `sled` or `wal` directory or `format` file", path.display())]
     NotAStore {
         /// The directory.
         path: PathBuf,
@@ -448,8 +448,9 @@ impl Inbox {
         &self.inner.path
     }
 
-    /// Shuts the store down now: waits for pending writes, checkpoints, stops
-    /// the background threads. Every clone (and ingestor) of this inbox then
+    /// Shuts the store down now: waits for pending writes, stops the
+    /// background threads, and makes the index durable so the next open
+    /// need not rebuild it from the log. Every clone (and ingestor) of this inbox then
     /// answers [`StoreError::Closed`]. Dropping the last clone does the same.
     ///
     /// ```

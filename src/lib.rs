@@ -79,8 +79,11 @@
 //!   `ingest` returns `Accepted` only after the event's log write and an
 //!   `fdatasync` of it have completed; concurrent callers share one write and
 //!   one `fdatasync` (group commit). An acknowledged event survives `kill -9`
-//!   and power loss (tested: a SIGKILL loop, and a syscall trace showing every
-//!   acknowledgement after the `fdatasync` of the write carrying its event).
+//!   and power loss: the store's own log is the record (every directory entry
+//!   it relies on fsynced), sled only an index rebuilt from it (tested: a
+//!   SIGKILL loop, a syscall trace showing every acknowledgement after the
+//!   `fdatasync` of the write carrying its event, and a FUSE file system that
+//!   keeps only what was synced, cut at random moments).
 //! - **Everything else stores nothing.** A rejected delivery (signature,
 //!   timestamp, headers, body size, unreadable id or type, overload) writes
 //!   nothing.

@@ -36,9 +36,9 @@ pub enum Durability {
     /// As soon as the event is in memory; a background thread writes and syncs
     /// every interval (at most every 100 ms). **A crash can lose the last
     /// interval of acknowledged events** — the sender will not retry them. A
-    /// failed write is retried at the next interval; a failed sync poisons the
-    /// store (what it had acknowledged since the last sync may be lost). Use
-    /// only where that is acceptable.
+    /// failed write or sync is retried at the next interval (what it had
+    /// acknowledged since the last good sync may be lost if the machine dies
+    /// meanwhile). Use only where that is acceptable.
     Buffered(Duration),
 }
 

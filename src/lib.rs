@@ -161,6 +161,8 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod backoff;
@@ -188,7 +190,7 @@ pub use backoff::{Backoff, Jitter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use content::SignedContent;
 pub use error::{ConfigError, HeaderProblem, VerifyError};
-pub use events::{AttemptError, EventQuery, EventState, Page, Replay, StoredEvent};
+pub use events::{AttemptError, Bulk, EventQuery, EventState, Page, Replay, StoredEvent};
 pub use format::{SignatureEntries, SignatureEntry, SignatureFormat};
 pub use headers::HeaderSource;
 pub use identity::{EventProblem, MAX_ID_LEN, MAX_TYPE_LEN};

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::text::{event_json, parse_time, secs_f64};
-use super::{MAX_BULK, MAX_IDS, MAX_PAGE, Shared};
+use super::{MAX_IDS, MAX_PAGE, Shared};
 use crate::events::{EventQuery, EventState, Replay};
 use crate::inbox::Inbox;
 
@@ -31,7 +31,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 fn store_error(e: &crate::StoreError) -> Response {
-    error(StatusCode::SERVICE_UNAVAILABLE, format!("the store failed: {e}"))
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the store failed: {e}"),
+    )
 }
 
 /// The list filters, from the query string (the API and the pages).
@@ -85,9 +88,15 @@ impl Filters {
             }
             q = q.event_type(pattern);
         }
-        let time = |name: &str, v: &Option<String>| -> Result<Option<std::time::SystemTime>, String> {
+        let time = |name: &str,
+                    v: &Option<String>|
+         -> Result<Option<std::time::SystemTime>, String> {
             given(v)
-                .map(|t| parse_time(t).ok_or_else(|| format!("{name}: expected YYYY-MM-DDTHH:MM[:SS][Z] (UTC) or Unix seconds")))
+                .map(|t| {
+                    parse_time(t).ok_or_else(|| {
+                        format!("{name}: expected YYYY-MM-DDTHH:MM[:SS][Z] (UTC) or Unix seconds")
+                    })
+                })
                 .transpose()
         };
         if let Some(t) = time("since", &self.since)? {
@@ -97,7 +106,11 @@ impl Filters {
             q = q.received_before(t);
         }
         if let Some(after) = given(&self.after) {
-            q = q.after(after.parse().map_err(|_| "after must be a sequence number")?);
+            q = q.after(
+                after
+                    .parse()
+                    .map_err(|_| "after must be a sequence number")?,
+            );
         }
         let limit = match given(&self.limit) {
             Some(l) => l
@@ -153,7 +166,10 @@ pub(crate) async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-pub(crate) async fn events(State(shared): State<Arc<Shared>>, Query(filters): Query<Filters>) -> Response {
+pub(crate) async fn events(
+    State(shared): State<Arc<Shared>>,
+    Query(filters): Query<Filters>,
+) -> Response {
     let query = match filters.query(50, MAX_PAGE) {
         Ok(q) => q,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
@@ -167,7 +183,8 @@ pub(crate) async fn events(State(shared): State<Arc<Shared>>, Query(filters): Qu
             let found = found.filter(|e| {
                 filters.state().ok().flatten().is_none_or(|s| s == e.state)
                     && given(&filters.source).is_none_or(|s| s == e.source)
-                    && given(&filters.event_type).is_none_or(|p| crate::pattern::matches(p, &e.event_type))
+                    && given(&filters.event_type)
+                        .is_none_or(|p| crate::pattern::matches(p, &e.event_type))
             });
             return Ok(json!({
                 "events": found.iter().map(|e| event_json(e, false, &redact)).collect::<Vec<_>>(),
@@ -239,14 +256,14 @@ pub(crate) struct FilterBody {
 }
 
 /// A replay or purge to run: by ids (each its own small transaction), or
-/// by a query (bounded by [`MAX_BULK`]).
+/// by a query (bounded by the bulk limit).
 pub(crate) enum Target {
     Ids(Vec<String>),
     Query(EventQuery),
 }
 
 impl Selection {
-    fn target(self) -> Result<(Target, Option<Duration>), String> {
+    fn target(self, bulk: usize) -> Result<(Target, Option<Duration>), String> {
         let chosen = usize::from(self.id.is_some())
             + usize::from(self.ids.is_some())
             + usize::from(self.event_type.is_some())
@@ -279,12 +296,19 @@ impl Selection {
             },
             (None, None) => Filters::default(),
         };
-        Ok((Target::Query(f.query(MAX_BULK, MAX_BULK)?.state(EventState::Dead)), older))
+        Ok((
+            Target::Query(f.query(bulk, bulk)?.state(EventState::Dead)),
+            older,
+        ))
     }
 }
 
 /// Runs a replay (`purge: None`) or purge; `(changed, more)`.
-pub(crate) fn run(inbox: &Inbox, target: &Target, purge: Option<Option<Duration>>) -> Result<(usize, bool), crate::StoreError> {
+pub(crate) fn run(
+    inbox: &Inbox,
+    target: &Target,
+    purge: Option<Option<Duration>>,
+) -> Result<(usize, bool), crate::StoreError> {
     match target {
         Target::Ids(ids) => {
             let mut done = 0;
@@ -294,7 +318,9 @@ pub(crate) fn run(inbox: &Inbox, target: &Target, purge: Option<Option<Duration>
                     None => inbox.replay(&which)?,
                     Some(older) => {
                         let q = match inbox.event(id)? {
-                            Some(e) if e.state == EventState::Dead => EventQuery::dead().after(e.seq - 1).limit(1),
+                            Some(e) if e.state == EventState::Dead => {
+                                EventQuery::dead().after(e.seq - 1).limit(1)
+                            }
                             _ => continue,
                         };
                         inbox.purge_matching(&q, older)?.done
@@ -326,7 +352,10 @@ async fn mutate(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, purge: boo
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !is_json {
-        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send a JSON body (Content-Type: application/json)");
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send a JSON body (Content-Type: application/json)",
+        );
     }
     let selection: Selection = match serde_json::from_slice(&body) {
         Ok(s) => s,
@@ -335,7 +364,7 @@ async fn mutate(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, purge: boo
     if !purge && selection.older_than_secs.is_some() {
         return error(StatusCode::BAD_REQUEST, "older_than_secs is for purge");
     }
-    let (target, older) = match selection.target() {
+    let (target, older) = match selection.target(shared.bulk_limit) {
         Ok(t) => t,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
@@ -352,11 +381,19 @@ async fn mutate(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, purge: boo
     }
 }
 
-pub(crate) async fn replay(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn replay(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     mutate(shared, headers, body, false).await
 }
 
-pub(crate) async fn purge(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn purge(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     mutate(shared, headers, body, true).await
 }
 
@@ -367,7 +404,9 @@ pub(crate) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             let mut response = text.into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             response
         }

@@ -126,16 +126,46 @@ impl Collector for StoreFigures {
         };
         let stats = Inbox::from_inner(inner).stats();
         let gauges: [(&str, &str, f64); 8] = [
-            ("pending_events", "Events stored and not yet handled (retrying ones included).", stats.pending as f64),
-            ("retrying_events", "Pending events scheduled for another attempt.", stats.retrying as f64),
-            ("dead_events", "Dead letters waiting for replay or purge.", stats.dead as f64),
-            ("oldest_pending_age_seconds", "How long ago the oldest event waiting for its handler was received (0: none).",
-                stats.oldest_pending_age.map_or(0.0, |d| d.as_secs_f64())),
-            ("dedup_markers", "Dedup markers held.", stats.dedup_markers as f64),
-            ("disk_bytes", "Bytes the store occupies on disk.", stats.disk_bytes as f64),
-            ("fsync_p99_seconds", "99th percentile of the log's fdatasync durations since the store was opened (bucket upper bound).",
-                stats.fsync.p99.as_secs_f64()),
-            ("fsync_max_seconds", "Slowest fdatasync since the store was opened.", stats.fsync.max.as_secs_f64()),
+            (
+                "pending_events",
+                "Events stored and not yet handled (retrying ones included).",
+                stats.pending as f64,
+            ),
+            (
+                "retrying_events",
+                "Pending events scheduled for another attempt.",
+                stats.retrying as f64,
+            ),
+            (
+                "dead_events",
+                "Dead letters waiting for replay or purge.",
+                stats.dead as f64,
+            ),
+            (
+                "oldest_pending_age_seconds",
+                "How long ago the oldest event waiting for its handler was received (0: none).",
+                stats.oldest_pending_age.map_or(0.0, |d| d.as_secs_f64()),
+            ),
+            (
+                "dedup_markers",
+                "Dedup markers held.",
+                stats.dedup_markers as f64,
+            ),
+            (
+                "disk_bytes",
+                "Bytes the store occupies on disk.",
+                stats.disk_bytes as f64,
+            ),
+            (
+                "fsync_p99_seconds",
+                "99th percentile of the log's fdatasync durations since the store was opened (bucket upper bound).",
+                stats.fsync.p99.as_secs_f64(),
+            ),
+            (
+                "fsync_max_seconds",
+                "Slowest fdatasync since the store was opened.",
+                stats.fsync.max.as_secs_f64(),
+            ),
         ];
         for (name, help, value) in gauges {
             let gauge = ConstGauge::new(value);
@@ -262,7 +292,10 @@ impl Metrics {
     /// The last hour, a value per minute (oldest first) for each series,
     /// and the fsync p99 sampled at each minute's start; the current minute
     /// counts up to now.
-    pub(crate) fn last_hour(&self, now: SystemTime) -> ([[u64; MINUTES]; SERIES], [Duration; MINUTES]) {
+    pub(crate) fn last_hour(
+        &self,
+        now: SystemTime,
+    ) -> ([[u64; MINUTES]; SERIES], [Duration; MINUTES]) {
         let live = self.totals();
         let now_minute = minute_of(now);
         let history = crate::store::lock(&self.history);

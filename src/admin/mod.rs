@@ -39,6 +39,9 @@
 //! true` when more may match: send it again), written 512 to a transaction;
 //! a list of ids holds at most [`MAX_IDS`]; request bodies at most 64 KiB.
 
+// Handlers return their refusals as ready responses (built once per request).
+#![allow(clippy::result_large_err)]
+
 mod api;
 mod metrics;
 mod pages;
@@ -188,12 +191,10 @@ impl Auth {
                     Verdict::Unauthenticated
                 }
             }
-            AuthKind::Loopback => {
-                match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-                    Some(ConnectInfo(peer)) if peer.ip().is_loopback() => Verdict::Allowed,
-                    _ => Verdict::Forbidden,
-                }
-            }
+            AuthKind::Loopback => match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+                Some(ConnectInfo(peer)) if peer.ip().is_loopback() => Verdict::Allowed,
+                _ => Verdict::Forbidden,
+            },
             AuthKind::Token(token) => match credentials(&parts.headers) {
                 Some(Credentials::Bearer(given) | Credentials::Basic(_, given))
                     if bool::from(given.as_bytes().ct_eq(token.as_bytes())) =>
@@ -245,7 +246,9 @@ fn credentials(headers: &HeaderMap) -> Option<Credentials> {
         return Some(Credentials::Bearer(rest.to_owned()));
     }
     if scheme.eq_ignore_ascii_case("basic") && rest.len() <= 4096 {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (user, password) = text.split_once(':')?;
         return Some(Credentials::Basic(user.to_owned(), password.to_owned()));
@@ -265,10 +268,14 @@ fn credentials(headers: &HeaderMap) -> Option<Credentials> {
 pub enum AdminError {
     /// A token or password under [`MIN_TOKEN_LEN`] characters (or a Basic
     /// user name that is empty or holds `:`).
-    #[error("the admin token or password must be at least {MIN_TOKEN_LEN} characters without control characters (and a Basic user name, non-empty, without `:`)")]
+    #[error(
+        "the admin token or password must be at least {MIN_TOKEN_LEN} characters without control characters (and a Basic user name, non-empty, without `:`)"
+    )]
     WeakToken,
     /// Credentials are needed to serve on an address other than loopback.
-    #[error("refusing to serve the admin API on {0} without credentials: set a token, or listen on 127.0.0.1 / [::1]")]
+    #[error(
+        "refusing to serve the admin API on {0} without credentials: set a token, or listen on 127.0.0.1 / [::1]"
+    )]
     NotLoopback(SocketAddr),
     /// The CSRF secret could not be drawn from the operating system.
     #[error("cannot draw a random CSRF secret: {0}")]
@@ -296,6 +303,7 @@ pub struct Admin {
     auth: Auth,
     read_only: bool,
     redact: Vec<String>,
+    bulk_limit: usize,
 }
 
 impl Admin {
@@ -312,7 +320,21 @@ impl Admin {
             auth,
             read_only: false,
             redact: CREDENTIAL_HEADERS.iter().map(|h| (*h).to_owned()).collect(),
+            bulk_limit: MAX_BULK,
         }
+    }
+
+    /// The most events one bulk replay or purge request changes (1 to
+    /// [`MAX_BULK`], the default); past it the answer says `"more": true`.
+    ///
+    /// ```
+    /// # use webhook_inbox::admin::{Admin, Auth};
+    /// let admin = Admin::new(Auth::loopback_only()).bulk_limit(1_000);
+    /// # let _ = admin;
+    /// ```
+    pub fn bulk_limit(mut self, events: usize) -> Self {
+        self.bulk_limit = events.clamp(1, MAX_BULK);
+        self
     }
 
     /// Hides every button and refuses every mutation (403).
@@ -365,6 +387,7 @@ impl Admin {
             auth: self.auth,
             read_only: self.read_only,
             redact: self.redact,
+            bulk_limit: self.bulk_limit,
             csrf: hex::encode(secret),
         });
         let routes = Router::new()
@@ -381,7 +404,11 @@ impl Admin {
             .route("/api/csrf", get(api::csrf))
             .route("/api/replay", post(api::replay))
             .route("/api/purge", post(api::purge))
-            .layer(middleware::from_fn_with_state(Arc::clone(&shared), authenticate))
+            .fallback(not_found)
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                authenticate,
+            ))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .layer(middleware::map_response(secure_headers))
             .with_state(shared);
@@ -516,6 +543,7 @@ pub(crate) struct Shared {
     auth: Auth,
     read_only: bool,
     redact: Vec<String>,
+    bulk_limit: usize,
     csrf: String,
 }
 
@@ -526,9 +554,16 @@ impl Shared {
 
     /// Refuses a mutation that is not from this origin or lacks the CSRF
     /// token; `None` when it may go ahead.
-    fn refuse_mutation(&self, headers: &HeaderMap, token: Option<&str>) -> Option<(StatusCode, &'static str)> {
+    fn refuse_mutation(
+        &self,
+        headers: &HeaderMap,
+        token: Option<&str>,
+    ) -> Option<(StatusCode, &'static str)> {
         if self.read_only {
-            return Some((StatusCode::FORBIDDEN, "read-only: this admin refuses every change"));
+            return Some((
+                StatusCode::FORBIDDEN,
+                "read-only: this admin refuses every change",
+            ));
         }
         if let Some(site) = headers.get("sec-fetch-site")
             && !matches!(site.as_bytes(), b"same-origin" | b"none")
@@ -571,7 +606,8 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
         )
             .into_response(),
         Verdict::Unauthenticated => {
-            let mut response = (StatusCode::UNAUTHORIZED, "authentication required").into_response();
+            let mut response =
+                (StatusCode::UNAUTHORIZED, "authentication required").into_response();
             let challenge = match shared.auth.0 {
                 AuthKind::Callback(_) => None,
                 _ => Some("Basic realm=\"webhook-inbox admin\", charset=\"UTF-8\""),
@@ -586,6 +622,10 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
     }
 }
 
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "no such admin page").into_response()
+}
+
 /// The content security policy: no script at all, styles and images from
 /// this origin only, forms only to this origin, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -598,7 +638,13 @@ async fn secure_headers(mut response: Response) -> Response {
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }

@@ -80,13 +80,24 @@ pub(crate) fn parse_time(text: &str) -> Option<SystemTime> {
     if !(sep(4, b'-') && sep(7, b'-') && (sep(10, b'T') || sep(10, b' ')) && sep(13, b':')) {
         return None;
     }
-    let (year, month, day, hour, minute) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?);
+    let (year, month, day, hour, minute) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+    );
     let second = match text.len() {
         16 => 0,
         19 if sep(16, b':') => num(17..19)?,
         _ => return None,
     };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
@@ -125,7 +136,9 @@ pub(crate) fn esc(text: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             '\n' | '\t' => out.push(c),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
                 let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
             }
             c => out.push(c),
@@ -177,7 +190,11 @@ pub(crate) fn event_json(e: &StoredEvent, full: bool, redact: &dyn Fn(&str) -> b
             .headers
             .iter()
             .map(|(name, value)| {
-                let value = if redact(name) { REDACTED } else { value.as_str() };
+                let value = if redact(name) {
+                    REDACTED
+                } else {
+                    value.as_str()
+                };
                 json!({ "name": name, "value": value })
             })
             .collect();
@@ -313,10 +330,16 @@ mod tests {
 
     #[test]
     fn escaping_leaves_no_markup_and_shows_controls() {
-        let hostile = "\"><img src=x onerror=alert(1)></textarea><script>alert(2)</script>\u{1b}[2J\u{202e}";
+        let hostile =
+            "\"><img src=x onerror=alert(1)></textarea><script>alert(2)</script>\u{1b}[2J\u{202e}";
         let out = esc(hostile);
-        assert!(!out.contains(['<', '>', '"', '\'', '\u{1b}', '\u{202e}']), "{out}");
-        assert!(out.contains("&lt;script&gt;") && out.contains("\\u{1b}") && out.contains("\\u{202e}"));
+        assert!(
+            !out.contains(['<', '>', '"', '\'', '\u{1b}', '\u{202e}']),
+            "{out}"
+        );
+        assert!(
+            out.contains("&lt;script&gt;") && out.contains("\\u{1b}") && out.contains("\\u{202e}")
+        );
     }
 
     #[test]
@@ -324,9 +347,18 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(utc(t, false), "2023-11-14T22:13:20Z");
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Some(t));
-        assert_eq!(parse_time("2023-11-14T22:13"), Some(t - Duration::from_secs(20)));
+        assert_eq!(
+            parse_time("2023-11-14T22:13"),
+            Some(t - Duration::from_secs(20))
+        );
         assert_eq!(parse_time("1700000000"), Some(t));
-        for bad in ["", "yesterday", "2023-13-01T00:00", "2023-11-14T22:13:20+01:00", "２０２３"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2023-13-01T00:00",
+            "2023-11-14T22:13:20+01:00",
+            "２０２３",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }

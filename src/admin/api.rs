@@ -397,16 +397,24 @@ pub(crate) async fn purge(
     mutate(shared, headers, body, true).await
 }
 
-pub(crate) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+/// `/metrics`: OpenMetrics when the scraper asks for it (Prometheus does),
+/// else the classic text format.
+pub(crate) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
     let metrics = Arc::clone(&shared.metrics);
-    match blocking(move || Ok(metrics.encode())).await {
+    match blocking(move || Ok(metrics.encode(openmetrics))).await {
         Ok(text) => {
             let mut response = text.into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                HeaderValue::from_static(if openmetrics {
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                } else {
+                    "text/plain; version=0.0.4; charset=utf-8"
+                }),
             );
             response
         }

@@ -195,6 +195,8 @@ impl Metrics {
         let slot = &inbox.inner().instruments;
         let hooks = slot.get_or_init(|| {
             let metrics = Arc::new(Self::new(Arc::downgrade(inbox.arc())));
+            // The first minute starts now, before any delivery is counted.
+            metrics.tick(SystemTime::now(), Duration::ZERO);
             start_sampler(Arc::downgrade(&metrics), Arc::downgrade(inbox.arc()));
             metrics
         });
@@ -259,13 +261,15 @@ impl Metrics {
         }
     }
 
-    /// The text exposition (OpenMetrics, which Prometheus reads).
-    pub(crate) fn encode(&self) -> String {
+    /// The exposition: OpenMetrics as `prometheus-client` writes it, or
+    /// (`openmetrics: false`) the classic text format 0.0.4 every scraper
+    /// and parser reads.
+    pub(crate) fn encode(&self, openmetrics: bool) -> String {
         let mut out = String::with_capacity(8 * 1024);
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
-        out
+        if openmetrics { out } else { classic(&out) }
     }
 
     fn totals(&self) -> [u64; SERIES] {
@@ -320,6 +324,60 @@ impl Metrics {
         }
         (values, fsync)
     }
+}
+
+/// OpenMetrics text to the classic format: a counter family `x` (samples
+/// `x_total`) is named `x_total` in its `HELP` and `TYPE` lines; `UNIT` and
+/// `EOF` lines go.
+fn classic(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if line.starts_with("# EOF") || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            if let Some(h) = help.replace(line) {
+                out.push_str(h);
+                out.push('\n');
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let suffix = if kind == "counter" && !name.ends_with("_total") {
+                "_total"
+            } else {
+                ""
+            };
+            if let Some(h) = help.take() {
+                match h.strip_prefix("# HELP ").and_then(|r| r.strip_prefix(name)) {
+                    Some(text) => {
+                        out.push_str("# HELP ");
+                        out.push_str(name);
+                        out.push_str(suffix);
+                        out.push_str(text);
+                    }
+                    None => out.push_str(h),
+                }
+                out.push('\n');
+            }
+            out.push_str("# TYPE ");
+            out.push_str(name);
+            out.push_str(suffix);
+            out.push(' ');
+            out.push_str(kind);
+            out.push('\n');
+            continue;
+        }
+        if let Some(h) = help.take() {
+            out.push_str(h);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 fn minute_of(t: SystemTime) -> u64 {

@@ -364,7 +364,8 @@ impl Admin {
     }
 
     /// The routes, to `nest` under a prefix of the service's app. Installs
-    /// the inbox's metrics hooks (once per inbox).
+    /// the inbox's metrics hooks (once per inbox): delivery and handler
+    /// metrics count from then on, so build it at start-up.
     ///
     /// ```
     /// # use webhook_inbox::{Inbox, admin::{Admin, Auth}};
@@ -565,12 +566,13 @@ impl Shared {
                 "read-only: this admin refuses every change",
             ));
         }
-        if let Some(site) = headers.get("sec-fetch-site")
-            && !matches!(site.as_bytes(), b"same-origin" | b"none")
-        {
-            return Some((StatusCode::FORBIDDEN, "cross-site request refused"));
-        }
-        if let Some(origin) = headers.get(header::ORIGIN) {
+        // Browsers set `Sec-Fetch-Site` themselves (pages cannot); older ones
+        // only `Origin`. Clients that are not browsers send neither.
+        if let Some(site) = headers.get("sec-fetch-site") {
+            if !matches!(site.as_bytes(), b"same-origin" | b"none") {
+                return Some((StatusCode::FORBIDDEN, "cross-site request refused"));
+            }
+        } else if let Some(origin) = headers.get(header::ORIGIN) {
             let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
             let origin = origin.to_str().ok();
             let same = match (origin, host) {
@@ -644,7 +646,7 @@ async fn secure_headers(mut response: Response) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     response
 }

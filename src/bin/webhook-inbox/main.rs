@@ -26,12 +26,14 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod admin;
 mod bluum;
 mod common;
 mod duration;
 mod emulate;
 mod list;
 mod purge;
+mod remote;
 mod replay;
 mod send;
 mod show;
@@ -69,6 +71,14 @@ answer to `send`, an unknown id); 2 usage or configuration error, or the store
 or receiver could not be used."
 )]
 struct Cli {
+    /// Run the store commands against a running admin API instead of a
+    /// local store: `http://host:port/admin` (token from
+    /// $WEBHOOK_INBOX_ADMIN_TOKEN or --token-file).
+    #[arg(long, global = true, value_name = "URL")]
+    url: Option<String>,
+    /// A file holding the admin token (for --url) [default: $WEBHOOK_INBOX_ADMIN_TOKEN].
+    #[arg(long, global = true, value_name = "PATH")]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -91,6 +101,8 @@ enum Command {
     Replay(replay::Args),
     /// Delete dead letters for good (all, or those dead for at least --older-than).
     Purge(purge::Args),
+    /// Serve the admin dashboard, JSON API and /metrics for a store (loopback only without a token).
+    Admin(admin::Args),
     /// Run a local Bluum: its webhook management API under /v1 and signed deliveries with retries.
     Emulate(emulate::Args),
     /// Have a running emulator send an event to every webhook subscribed to its type.
@@ -101,16 +113,26 @@ enum Command {
 }
 
 impl Command {
-    fn run(self) -> Result<(), Failure> {
+    fn run(self, remote: Option<&remote::Remote>) -> Result<(), Failure> {
+        let store_command = matches!(
+            self,
+            Self::Stats(_) | Self::List(_) | Self::Show(_) | Self::Replay(_) | Self::Purge(_)
+        );
+        if remote.is_some() && !store_command {
+            return Err(Failure::Usage(
+                "--url applies to the store commands: stats, list, show, replay, purge".into(),
+            ));
+        }
         match self {
             Self::Sign(args) => sign::run(args),
             Self::Verify(args) => verify::run(args),
             Self::Send(args) => send::run(args),
-            Self::Stats(args) => stats::run(args),
-            Self::List(args) => list::run(args),
-            Self::Show(args) => show::run(args),
-            Self::Replay(args) => replay::run(args),
-            Self::Purge(args) => purge::run(args),
+            Self::Stats(args) => stats::run(args, remote),
+            Self::List(args) => list::run(args, remote),
+            Self::Show(args) => show::run(args, remote),
+            Self::Replay(args) => replay::run(args, remote),
+            Self::Purge(args) => purge::run(args, remote),
+            Self::Admin(args) => admin::run(args),
             Self::Emulate(args) => emulate::run(args),
             Self::Trigger(args) => trigger::run(args),
             Self::Bluum(command) => bluum::run(command),
@@ -127,7 +149,19 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    match cli.command.run() {
+    let remote = match cli
+        .url
+        .as_deref()
+        .map(|u| remote::Remote::new(u, cli.token_file.as_deref()))
+        .transpose()
+    {
+        Ok(remote) => remote,
+        Err(failure) => {
+            let _ = writeln!(std::io::stderr().lock(), "{failure}");
+            return failure.exit_code();
+        }
+    };
+    match cli.command.run(remote.as_ref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             let _ = writeln!(std::io::stderr().lock(), "{failure}");

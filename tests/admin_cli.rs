@@ -194,3 +194,95 @@ fn store_commands_over_http_print_what_they_print_locally() {
     assert!(String::from_utf8_lossy(&open.stderr).contains("without credentials"));
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// `target/<profile>/examples/axum` (built by `cargo test --all-features`).
+fn axum_example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("examples/axum");
+    assert!(
+        path.is_file(),
+        "{} is missing: build the examples with `cargo test --all-features`",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_cli_reads_and_repairs_the_running_axum_example() {
+    let dir = TempDir::new("admin-cli-example");
+    let mut child = Command::new(axum_example())
+        .args(["--port", "0", "--store"])
+        .arg(dir.path())
+        .env("WEBHOOK_SECRET", common::SECRET)
+        .env("WEBHOOK_INBOX_ADMIN_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    // Keep reading: the example prints each handled event.
+    std::thread::spawn(move || for _ in reader.lines().map_while(Result::ok) {});
+    let _child = Kill(child);
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    // A delivery, handled by the example's worker.
+    let body = envelope("order.filled", 1);
+    let mut request = ureq::post(format!("{base}/webhooks/bluum"));
+    for (name, value) in common::bluum_headers("evt_example", &body) {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send(&body[..]).unwrap().status(), 200);
+
+    let url = format!("{base}/admin");
+    let stats = || {
+        let o = cli(&["--url", &url, "stats", "--json"], Some(TOKEN));
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    wait_for("the example to handle the delivery", || {
+        stats()["pending"] == 0
+    });
+    let v = stats();
+    assert_eq!(
+        (v["dead"].as_u64(), v["dedup_markers"].as_u64()),
+        (Some(0), Some(1)),
+        "{v}"
+    );
+    let list = cli(&["--url", &url, "list"], Some(TOKEN));
+    assert_eq!(
+        (list.status.code(), out(&list)),
+        (Some(0), "no stored events match\n".to_owned())
+    );
+    let show = cli(&["--url", &url, "show", "evt_example"], Some(TOKEN));
+    assert_eq!(show.status.code(), Some(1), "handled events are not kept");
+    assert_eq!(
+        cli(
+            &["--url", &url, "replay", "--all-dead", "--json"],
+            Some(TOKEN)
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    assert_eq!(
+        cli(&["--url", &url, "stats"], Some("not-the-token-0123456789"))
+            .status
+            .code(),
+        Some(2)
+    );
+}

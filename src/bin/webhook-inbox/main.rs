@@ -5,8 +5,9 @@
 //! - `stats`, `list`, `show`, `replay`, `purge`: inspect and repair a store
 //!   (`--store DIR` or `WEBHOOK_INBOX_STORE`). The store is never created,
 //!   and sled allows one process per store, so these run while the service
-//!   is stopped; a running service offers the same operations through the
-//!   library (`Inbox::events`, `event`, `replay`, `purge_dead`).
+//!   is stopped; for a running service, `--url http://host:port/admin` runs
+//!   them against its admin API (feature `admin`) with the same output.
+//! - `admin`: the admin dashboard, JSON API and `/metrics` for a store.
 //! - `emulate`, `trigger`: a local Bluum (its webhook management API and
 //!   signed deliveries with retries) and a way to make it emit an event.
 //! - `bluum`: manage webhooks through Bluum's API or the emulator's.
@@ -63,8 +64,8 @@ use crate::common::Failure;
     after_help = "\
 Store commands (stats, list, show, replay, purge) open the store at --store DIR
 (or $WEBHOOK_INBOX_STORE) and never create one. Only one process can have a store
-open: stop the service first, or use the same operations through the library
-(Inbox::events, Inbox::event, Inbox::replay, Inbox::purge_dead) inside the service.
+open: stop the service first, or run them against the service's admin API with
+--url http://host:port/admin (token from $WEBHOOK_INBOX_ADMIN_TOKEN or --token-file).
 
 Exit status: 0 success; 1 refused or not found (invalid signature, a non-2xx
 answer to `send`, an unknown id); 2 usage or configuration error, or the store

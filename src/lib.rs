@@ -144,7 +144,10 @@
 //!   one worker per inbox: a second gets [`WorkerError::AlreadyRunning`].
 //! - No `unsafe` code.
 //! - Features: `http` (default) implements [`HeaderSource`] for `http::HeaderMap`;
-//!   `axum` adds a ready-made axum handler (`webhook_inbox::axum`); `tracing`
+//!   `axum` adds a ready-made axum handler (`webhook_inbox::axum`); `admin`
+//!   adds live operations (`webhook_inbox::admin`): a router with a JSON API,
+//!   a script-free dashboard and Prometheus metrics, authenticated and
+//!   CSRF-protected, to mount in the service; `tracing`
 //!   emits `tracing` events for every delivery's outcome (a refusal is a
 //!   `warn` at most once per 10 s per ingestor and kind, with the count of
 //!   those logged at `debug` meanwhile, so a flood of forged requests cannot

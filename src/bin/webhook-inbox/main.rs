@@ -75,10 +75,10 @@ struct Cli {
     /// Run the store commands against a running admin API instead of a
     /// local store: `http://host:port/admin` (token from
     /// $WEBHOOK_INBOX_ADMIN_TOKEN or --token-file).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     url: Option<String>,
     /// A file holding the admin token (for --url) [default: $WEBHOOK_INBOX_ADMIN_TOKEN].
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,

@@ -112,10 +112,10 @@ fn serve(stream: TcpStream, clicks: &mut u32) -> std::io::Result<()> {
         if reader.by_ref().take(8192).read_line(&mut h)? == 0 || h.trim().is_empty() {
             break;
         }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0).min(64 * 1024);
-            }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0).min(64 * 1024);
         }
     }
     let mut body = vec![0; length];

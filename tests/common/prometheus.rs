@@ -307,7 +307,7 @@ pub fn parse(text: &str) -> Result<Exposition, Vec<String>> {
                 errors.push(format!("{sample_name}: value {:?}", s.value.value.as_str()));
                 continue;
             };
-            if kind == "counter" && !(value >= 0.0) {
+            if kind == "counter" && (value.is_nan() || value < 0.0) {
                 errors.push(format!("{sample_name}: counter value {value}"));
             }
             if !seen_series.insert((sample_name.clone(), format!("{labels:?}"))) {

@@ -16,6 +16,9 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const CALLERS: usize = 16;
 const TOKEN: &str = "bench-admin-token-0123456789";
 
+/// A signed delivery: headers and body.
+type Delivery = (Vec<(String, String)>, Vec<u8>);
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -37,7 +40,7 @@ fn run(events: usize, admin: bool, round: usize) -> f64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let work: Vec<Vec<(Vec<(String, String)>, Vec<u8>)>> = (0..CALLERS)
+    let work: Vec<Vec<Delivery>> = (0..CALLERS)
         .map(|c| {
             (0..events / CALLERS)
                 .map(|i| {

@@ -1,9 +1,12 @@
 //! A Bluum webhook receiver on axum, with the ready-made handler
-//! `webhook_inbox::axum::receive` (feature `axum`), and the timeouts and the
-//! connection cap a server facing the internet needs.
+//! `webhook_inbox::axum::receive` (feature `axum`), the admin dashboard, API
+//! and metrics mounted under `/admin` (feature `admin`), and the timeouts
+//! and the connection cap a server facing the internet needs.
 //!
 //! ```sh
-//! cargo run --example axum --features axum -- --port 3000 --store ./webhooks
+//! WEBHOOK_INBOX_ADMIN_TOKEN=$(openssl rand -hex 16) \
+//!     cargo run --example axum --features admin -- --port 3000 --store ./webhooks
+//! # the dashboard: http://127.0.0.1:3000/admin (any user name, the token as password)
 //! # then, from another terminal (the CLI: `cargo install --path . --features cli`):
 //! webhook-inbox send --url http://127.0.0.1:3000/webhooks/bluum --scheme bluum \
 //!     --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw --type order.filled --data '{"id":"ord_1"}'
@@ -16,6 +19,12 @@
 //! order.filled <event id> attempt 1`. `--header-timeout-ms`,
 //! `--request-deadline-ms` and `--max-connections` override the limits below
 //! (the tests shorten them).
+//!
+//! The admin routes need `WEBHOOK_INBOX_ADMIN_TOKEN` (Bearer, or Basic with
+//! the token as password); without it they serve loopback clients only
+//! (this example listens on 127.0.0.1 anyway). `webhook-inbox --url
+//! http://127.0.0.1:3000/admin stats` (and `list`, `show`, `replay`,
+//! `purge`) works against it.
 //!
 //! `axum::serve` has no header-read timeout, so the app is served with
 //! hyper's connection builder directly, which has one.
@@ -33,6 +42,7 @@ use axum::routing::post;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
+use webhook_inbox::admin::{self, Auth};
 use webhook_inbox::{Event, HandlerResult, Inbox, Router, Scheme, Verifier, Worker, WorkerConfig};
 
 const TEST_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -72,11 +82,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // `receive` takes the raw body bytes (never parsed JSON: the signature covers
     // the exact bytes) and runs the durable ingest on tokio's blocking pool.
+    // The admin routes: a token from the environment, else loopback clients only.
+    let auth = match std::env::var("WEBHOOK_INBOX_ADMIN_TOKEN") {
+        Ok(token) if !token.is_empty() => Auth::token(token)?,
+        _ => Auth::loopback_only(),
+    };
     let app = axum::Router::new()
         .route(
             "/webhooks/bluum",
             post(webhook_inbox::axum::receive).with_state(bluum),
         )
+        .nest("/admin", admin::router(&inbox, auth))
         .layer(axum::middleware::from_fn_with_state(deadline, within));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
@@ -95,14 +111,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
         };
         let slot = slot?; // an error only if the semaphore were closed
         // A failed accept (out of file descriptors, a reset) must not stop the server.
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        // The peer's address, for the admin's loopback check.
+        let app = app
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new()) // hyper's timeouts need a timer to run
             .header_read_timeout(header_timeout)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
         tokio::spawn(async move {
             let _ = connection.await; // a client that went away, or timed out
             drop(slot);

@@ -157,6 +157,7 @@ impl From<Stored> for StoredEvent {
 #[derive(Debug, Clone)]
 pub struct EventQuery {
     state: Option<EventState>,
+    source: Option<String>,
     event_type: Option<String>,
     since: Option<SystemTime>,
     until: Option<SystemTime>,
@@ -175,6 +176,7 @@ impl EventQuery {
     pub fn all() -> Self {
         Self {
             state: None,
+            source: None,
             event_type: None,
             since: None,
             until: None,
@@ -203,6 +205,18 @@ impl EventQuery {
     /// ```
     pub fn state(mut self, state: EventState) -> Self {
         self.state = Some(state);
+        self
+    }
+
+    /// Only events accepted by the ingestor named `source` (exactly).
+    ///
+    /// ```
+    /// # use webhook_inbox::EventQuery;
+    /// let q = EventQuery::dead().source("bluum");
+    /// # let _ = q;
+    /// ```
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
         self
     }
 
@@ -270,6 +284,7 @@ impl EventQuery {
         let received = from_unix_millis(e.event.received_at_ms);
         self.state
             .is_none_or(|s| s == EventState::from(e.standing()))
+            && self.source.as_deref().is_none_or(|s| s == e.event.source)
             && self
                 .event_type
                 .as_deref()
@@ -307,6 +322,25 @@ pub struct Page {
     pub events: Vec<StoredEvent>,
     /// Where the next page starts ([`EventQuery::after`]), if there may be one.
     pub next: Option<u64>,
+}
+
+/// What a bounded bulk action did; see [`Inbox::replay_matching`].
+///
+/// ```
+/// use webhook_inbox::Bulk;
+///
+/// fn say(b: &Bulk) -> String {
+///     format!("{} touched{}", b.done, if b.more { ", more may match" } else { "" })
+/// }
+/// # let _ = say;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Bulk {
+    /// How many events it changed.
+    pub done: usize,
+    /// It stopped at the query's limit: more may match (call again).
+    pub more: bool,
 }
 
 /// Which dead letters to replay; see [`Inbox::replay`].
@@ -444,17 +478,123 @@ impl Inbox {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn purge_dead(&self, older_than: Option<Duration>) -> Result<usize, StoreError> {
+        self.purge_dead_matching(&Replay::AllDead, older_than)
+    }
+
+    /// Deletes dead letters for good, all or those dead longer than `older_than`.
+    fn purge_dead_matching(
+        &self,
+        which: &Replay,
+        older_than: Option<Duration>,
+    ) -> Result<usize, StoreError> {
         let now = unix_millis(self.inner().clock.now());
         let cutoff = older_than.map_or(i64::MAX, |d| {
             now.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         });
-        self.change_dead(&Replay::AllDead, |stored| {
+        self.change_dead(which, |stored| {
             let dead_at = stored.progress.as_ref()?.dead_at_ms?;
             (older_than.is_none() || dead_at <= cutoff).then_some(Change::Forget {
                 seq: stored.seq,
                 was: Standing::Dead,
             })
         })
+    }
+
+    /// Replays the dead letters `query` selects (its state is ignored: only
+    /// dead letters are replayed), at most `query`'s limit of them per call,
+    /// written 512 to a transaction. [`Bulk::more`] says whether to call again.
+    ///
+    /// ```
+    /// use webhook_inbox::{EventQuery, Inbox};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("replay-match-doc-{}", std::process::id()));
+    /// let inbox = Inbox::open(&dir)?;
+    /// let bulk = inbox.replay_matching(&EventQuery::dead().source("bluum").limit(1_000))?;
+    /// assert_eq!((bulk.done, bulk.more), (0, false));
+    /// # inbox.close()?; std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn replay_matching(&self, query: &EventQuery) -> Result<Bulk, StoreError> {
+        let now = unix_millis(self.inner().clock.now());
+        self.change_dead_where(query, |stored| {
+            let mut progress = stored.progress.unwrap_or(Progress::new(now));
+            progress.attempts = 0;
+            progress.next_at_ms = now;
+            progress.dead_at_ms = None;
+            Some(Change::Progress {
+                seq: stored.seq,
+                was: Standing::Dead,
+                progress,
+            })
+        })
+    }
+
+    /// Deletes the dead letters `query` selects (its state is ignored), and
+    /// of those only the ones dead for longer than `older_than` when given;
+    /// at most `query`'s limit per call, 512 to a transaction.
+    ///
+    /// ```
+    /// use webhook_inbox::{EventQuery, Inbox};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("purge-match-doc-{}", std::process::id()));
+    /// let inbox = Inbox::open(&dir)?;
+    /// let bulk = inbox.purge_matching(&EventQuery::dead().event_type("order.*"), None)?;
+    /// assert_eq!(bulk.done, 0);
+    /// # inbox.close()?; std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn purge_matching(
+        &self,
+        query: &EventQuery,
+        older_than: Option<Duration>,
+    ) -> Result<Bulk, StoreError> {
+        let now = unix_millis(self.inner().clock.now());
+        let cutoff = older_than.map_or(i64::MAX, |d| {
+            now.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        });
+        self.change_dead_where(query, |stored| {
+            let dead_at = stored.progress.as_ref()?.dead_at_ms?;
+            (older_than.is_none() || dead_at <= cutoff).then_some(Change::Forget {
+                seq: stored.seq,
+                was: Standing::Dead,
+            })
+        })
+    }
+
+    fn change_dead_where(
+        &self,
+        query: &EventQuery,
+        change: impl Fn(Stored) -> Option<Change>,
+    ) -> Result<Bulk, StoreError> {
+        let inner = self.inner();
+        let _one_at_a_time = lock(&inner.operator);
+        let store = inner.store.as_ref();
+        store.sync_applied()?;
+        let query = query.clone().state(EventState::Dead);
+        let mut cursor = query.after;
+        let mut done = 0;
+        loop {
+            let batch = store.dead_after(cursor, STEP)?;
+            let exhausted = batch.len() < STEP;
+            let mut changes = Vec::new();
+            let mut full = false;
+            for stored in batch {
+                if done + changes.len() >= query.limit {
+                    full = true;
+                    break;
+                }
+                cursor = stored.seq;
+                if query.matches(&stored) {
+                    changes.extend(change(stored));
+                }
+            }
+            store.record(&changes)?;
+            done += changes.len();
+            if full || exhausted {
+                store.sync_applied()?;
+                return Ok(Bulk { done, more: full });
+            }
+        }
     }
 
     /// Records `change` for each dead letter `which` selects, a page at a

@@ -56,6 +56,36 @@ pub(crate) struct InboxInner {
     pub(crate) retention: Duration,
     /// Serialises operator changes (replay, purge).
     pub(crate) operator: std::sync::Mutex<()>,
+    /// Metrics hooks, installed at most once (by the admin layer); shared
+    /// with the worker's handler threads, which must not hold the inbox.
+    pub(crate) instruments: Arc<std::sync::OnceLock<Arc<dyn Instruments>>>,
+}
+
+/// What a handler attempt came to, for [`Instruments::handler_finished`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "admin"), allow(dead_code))]
+pub(crate) enum HandlerOutcome {
+    /// The handler returned `Ok`.
+    Ok,
+    /// The handler returned an error.
+    Error,
+    /// The handler panicked.
+    Panicked,
+    /// No handler matched the type.
+    Unmatched,
+}
+
+/// Hooks the admin layer installs to count deliveries and handler runs
+/// (feature `admin`). Without it each call site costs one atomic load.
+#[cfg_attr(not(feature = "admin"), allow(dead_code))]
+pub(crate) trait Instruments: std::any::Any + Send + Sync {
+    /// One delivery through `ingest` of the ingestor named `source`.
+    fn delivery(&self, source: &str, outcome: &Result<Ingested, IngestError>, took: Duration);
+    /// A handler thread took an event.
+    fn handler_started(&self);
+    /// A handler thread finished one; `pattern` is the router pattern that
+    /// matched (`None`: no handler did).
+    fn handler_finished(&self, pattern: Option<&str>, outcome: HandlerOutcome, took: Duration);
 }
 
 impl Drop for InboxInner {
@@ -238,6 +268,7 @@ impl InboxBuilder {
                 clock: self.clock,
                 retention: self.retention,
                 operator: std::sync::Mutex::new(()),
+                instruments: Arc::default(),
             }),
         })
     }
@@ -468,6 +499,18 @@ impl Inbox {
 
     pub(crate) fn inner(&self) -> &InboxInner {
         &self.inner
+    }
+
+    /// The shared state, for holders that must not keep the store open (`Weak`).
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn arc(&self) -> &Arc<InboxInner> {
+        &self.inner
+    }
+
+    /// An inbox handle from its shared state.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn from_inner(inner: Arc<InboxInner>) -> Self {
+        Self { inner }
     }
 }
 

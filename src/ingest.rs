@@ -395,6 +395,9 @@ impl Ingestor {
         let outcome = self.ingest_unrecorded(headers, body);
         self.inner.inbox.inner().counters.record(&outcome);
         let inner = &*self.inner;
+        if let Some(instruments) = inner.inbox.inner().instruments.get() {
+            instruments.delivery(&inner.source, &outcome, started.elapsed());
+        }
         crate::trace::ingested(
             &inner.source,
             &inner.refusals,

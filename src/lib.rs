@@ -147,7 +147,10 @@
 //!   one worker per inbox: a second gets [`WorkerError::AlreadyRunning`].
 //! - No `unsafe` code.
 //! - Features: `http` (default) implements [`HeaderSource`] for `http::HeaderMap`;
-//!   `axum` adds a ready-made axum handler (`webhook_inbox::axum`); `tracing`
+//!   `axum` adds a ready-made axum handler (`webhook_inbox::axum`); `admin`
+//!   adds live operations (`webhook_inbox::admin`): a router with a JSON API,
+//!   a script-free dashboard and Prometheus metrics, authenticated and
+//!   CSRF-protected, to mount in the service; `tracing`
 //!   emits `tracing` events for every delivery's outcome (a refusal is a
 //!   `warn` at most once per 10 s per ingestor and kind, with the count of
 //!   those logged at `debug` meanwhile, so a flood of forged requests cannot
@@ -164,6 +167,8 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod backoff;
@@ -191,7 +196,7 @@ pub use backoff::{Backoff, Jitter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use content::SignedContent;
 pub use error::{ConfigError, HeaderProblem, VerifyError};
-pub use events::{AttemptError, EventQuery, EventState, Page, Replay, StoredEvent};
+pub use events::{AttemptError, Bulk, EventQuery, EventState, Page, Replay, StoredEvent};
 pub use format::{SignatureEntries, SignatureEntry, SignatureFormat};
 pub use headers::HeaderSource;
 pub use identity::{EventProblem, MAX_ID_LEN, MAX_TYPE_LEN};

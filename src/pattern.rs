@@ -65,6 +65,23 @@ impl<T> Patterns<T> {
             .or(self.fallback.as_ref())
     }
 
+    /// The most specific pattern matching `event_type`, as it was registered
+    /// (`order.filled`, `order.*`, `*`): a bounded label for metrics.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn pattern_of(&self, event_type: &str) -> Option<String> {
+        if self.exact.contains_key(event_type) {
+            return Some(event_type.to_owned());
+        }
+        if let Some((prefix, _)) = self
+            .wildcards
+            .iter()
+            .find(|(prefix, _)| event_type.starts_with(prefix.as_str()))
+        {
+            return Some(format!("{prefix}*"));
+        }
+        self.fallback.as_ref().map(|_| "*".to_owned())
+    }
+
     /// The patterns, sorted (for `Debug`).
     pub(crate) fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.exact.keys().cloned().collect();

@@ -473,6 +473,16 @@ impl Router {
     /// # Ok::<(), webhook_inbox::ConfigError>(())
     /// ```
     pub fn dispatch(&self, event: &Event) -> Dispatch {
+        self.dispatch_inner(event)
+    }
+
+    /// The registered pattern that handles `event_type`, if any (a metrics label).
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn pattern_of(&self, event_type: &str) -> Option<String> {
+        self.handlers.pattern_of(event_type)
+    }
+
+    fn dispatch_inner(&self, event: &Event) -> Dispatch {
         let Some(handler) = self.handlers.get(event.event_type()) else {
             return Dispatch::Unknown(self.unknown);
         };

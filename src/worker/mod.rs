@@ -28,6 +28,30 @@ use crate::store::StoreError;
 
 type Observer = Arc<dyn Fn(&Event, &Report) + Send + Sync>;
 
+/// The inbox's metrics hooks, as the handler threads hold them.
+type Instruments = std::sync::OnceLock<Arc<dyn crate::inbox::Instruments>>;
+
+/// Tells the metrics hooks how a handler run went, labelled by the router's
+/// pattern (bounded), never by the raw type.
+fn instrument(
+    hooks: &dyn crate::inbox::Instruments,
+    router: &Router,
+    event: &Event,
+    result: &crate::router::Dispatch,
+    took: Duration,
+) {
+    use crate::inbox::HandlerOutcome;
+    use crate::router::Dispatch;
+    let outcome = match result {
+        Dispatch::Ran(Ok(())) => HandlerOutcome::Ok,
+        Dispatch::Ran(Err(_)) => HandlerOutcome::Error,
+        Dispatch::Panicked(_) => HandlerOutcome::Panicked,
+        Dispatch::Unknown(_) => HandlerOutcome::Unmatched,
+    };
+    let pattern = router.pattern_of(event.event_type());
+    hooks.handler_finished(pattern.as_deref(), outcome, took);
+}
+
 /// How a [`Worker`] runs: threads, retry schedule, ordering, time limits.
 ///
 /// ```

@@ -602,10 +602,11 @@ impl Scheduler {
             Arc::clone(&self.router),
             Arc::clone(&self.stop),
         );
+        let instruments = Arc::clone(&self.inbox.inner().instruments);
         let mine = Arc::clone(&slot);
         let handle = std::thread::Builder::new()
             .name("webhook-inbox-handler".into())
-            .spawn(move || handler_loop(&jobs, &done, &router, &stop, &mine))?;
+            .spawn(move || handler_loop(&jobs, &done, &router, &stop, &mine, &instruments))?;
         self.threads.push(HandlerThread { slot, handle });
         Ok(())
     }
@@ -697,6 +698,7 @@ fn handler_loop(
     router: &Router,
     stop: &AtomicBool,
     slot: &Slot,
+    instruments: &super::Instruments,
 ) {
     while let Ok(job) = jobs.recv() {
         if stop.load(Ordering::SeqCst) {
@@ -705,7 +707,15 @@ fn handler_loop(
         }
         slot.reported.store(false, Ordering::SeqCst);
         *lock(&slot.running) = Some((Instant::now(), Arc::clone(&job.event)));
+        let hooks = instruments.get();
+        let started = hooks.map(|h| {
+            h.handler_started();
+            Instant::now()
+        });
         let result = crate::trace::handling(&job.event, || router.dispatch(&job.event));
+        if let (Some(h), Some(started)) = (hooks, started) {
+            super::instrument(h.as_ref(), router, &job.event, &result, started.elapsed());
+        }
         *lock(&slot.running) = None;
         if done
             .send(Done {

@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use webhook_inbox::{Scheme, Signer};
 
+pub mod browser;
 pub mod emulator;
+pub mod prometheus;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

@@ -4,9 +4,10 @@
 use std::fmt::Write as _;
 
 use serde_json::json;
-use webhook_inbox::{EventQuery, EventState, Page};
+use webhook_inbox::{EventQuery, EventState};
 
 use crate::common::{self, Failure};
+use crate::remote::Remote;
 use crate::store::StoreArgs;
 use crate::table::{Align, Table};
 use crate::{time, view};
@@ -56,7 +57,28 @@ pub struct Args {
 }
 
 /// Reads one page and prints it.
-pub fn run(args: Args) -> Result<(), Failure> {
+pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
+    if let Some(remote) = remote {
+        let mut query = vec![("limit", args.limit.to_string())];
+        if let Some(after) = args.after {
+            query.push(("after", after.to_string()));
+        }
+        if let Some(state) = args.state {
+            query.push(("state", EventState::from(state).to_string()));
+        }
+        if let Some(pattern) = &args.event_type {
+            query.push(("type", pattern.clone()));
+        }
+        let v = remote.get("/api/events", &query)?.body;
+        if args.json {
+            return common::print_json(&v);
+        }
+        let rows = v["events"]
+            .as_array()
+            .map(|events| events.iter().map(json_row).collect())
+            .unwrap_or_default();
+        return common::print(&text(rows, v["next"].as_u64()));
+    }
     let mut query = EventQuery::all()
         .limit(usize::try_from(args.limit).unwrap_or(usize::MAX))
         .after(args.after.unwrap_or(0));
@@ -74,12 +96,55 @@ pub fn run(args: Args) -> Result<(), Failure> {
             "next": page.next,
         }))
     } else {
-        common::print(&text(&page))
+        common::print(&text(page.events.iter().map(row).collect(), page.next))
     }
 }
 
-fn text(page: &Page) -> String {
-    if page.events.is_empty() {
+/// A table row for a stored event.
+fn row(e: &webhook_inbox::StoredEvent) -> Vec<String> {
+    vec![
+        e.seq.to_string(),
+        common::clean(&e.source).into_owned(),
+        common::clean(&e.id).into_owned(),
+        common::clean(&e.event_type).into_owned(),
+        e.state.to_string(),
+        e.attempts.to_string(),
+        time::utc(e.received_at),
+        view::next_or_dead(e).map_or_else(|| "-".to_owned(), time::utc),
+        view::last_error(e).map_or_else(|| "-".to_owned(), |m| common::truncate(m, 48)),
+    ]
+}
+
+/// The same row from the admin API's JSON (`--url`).
+fn json_row(e: &serde_json::Value) -> Vec<String> {
+    let s = |k: &str| e[k].as_str().unwrap_or("");
+    let at = |k: &str| {
+        e[k].as_str()
+            .and_then(time::parse_utc_millis)
+            .map(time::utc)
+    };
+    let next = if s("state") == "dead" {
+        at("dead_at")
+    } else {
+        at("next_attempt")
+    };
+    vec![
+        e["seq"].as_u64().unwrap_or(0).to_string(),
+        common::clean(s("source")).into_owned(),
+        common::clean(s("id")).into_owned(),
+        common::clean(s("type")).into_owned(),
+        s("state").to_owned(),
+        e["attempts"].as_u64().unwrap_or(0).to_string(),
+        at("received_at").unwrap_or_default(),
+        next.unwrap_or_else(|| "-".to_owned()),
+        e["last_error"]
+            .as_str()
+            .map_or_else(|| "-".to_owned(), |m| common::truncate(m, 48)),
+    ]
+}
+
+fn text(rows: Vec<Vec<String>>, next: Option<u64>) -> String {
+    if rows.is_empty() {
         return "no stored events match\n".to_owned();
     }
     let mut table = Table::new(&[
@@ -93,21 +158,11 @@ fn text(page: &Page) -> String {
         ("NEXT/DEAD AT (UTC)", Align::Left),
         ("LAST ERROR", Align::Left),
     ]);
-    for e in &page.events {
-        table.push(vec![
-            e.seq.to_string(),
-            common::clean(&e.source).into_owned(),
-            common::clean(&e.id).into_owned(),
-            common::clean(&e.event_type).into_owned(),
-            e.state.to_string(),
-            e.attempts.to_string(),
-            time::utc(e.received_at),
-            view::next_or_dead(e).map_or_else(|| "-".to_owned(), time::utc),
-            view::last_error(e).map_or_else(|| "-".to_owned(), |m| common::truncate(m, 48)),
-        ]);
+    for r in rows {
+        table.push(r);
     }
     let mut out = table.render();
-    if let Some(next) = page.next {
+    if let Some(next) = next {
         let _ = writeln!(
             out,
             "\nmore may follow: repeat with --after {next} for the next page"

@@ -5,8 +5,9 @@
 //! - `stats`, `list`, `show`, `replay`, `purge`: inspect and repair a store
 //!   (`--store DIR` or `WEBHOOK_INBOX_STORE`). The store is never created,
 //!   and sled allows one process per store, so these run while the service
-//!   is stopped; a running service offers the same operations through the
-//!   library (`Inbox::events`, `event`, `replay`, `purge_dead`).
+//!   is stopped; for a running service, `--url http://host:port/admin` runs
+//!   them against its admin API (feature `admin`) with the same output.
+//! - `admin`: the admin dashboard, JSON API and `/metrics` for a store.
 //! - `emulate`, `trigger`: a local Bluum (its webhook management API and
 //!   signed deliveries with retries) and a way to make it emit an event.
 //! - `bluum`: manage webhooks through Bluum's API or the emulator's.
@@ -26,12 +27,14 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod admin;
 mod bluum;
 mod common;
 mod duration;
 mod emulate;
 mod list;
 mod purge;
+mod remote;
 mod replay;
 mod send;
 mod show;
@@ -61,14 +64,22 @@ use crate::common::Failure;
     after_help = "\
 Store commands (stats, list, show, replay, purge) open the store at --store DIR
 (or $WEBHOOK_INBOX_STORE) and never create one. Only one process can have a store
-open: stop the service first, or use the same operations through the library
-(Inbox::events, Inbox::event, Inbox::replay, Inbox::purge_dead) inside the service.
+open: stop the service first, or run them against the service's admin API with
+--url http://host:port/admin (token from $WEBHOOK_INBOX_ADMIN_TOKEN or --token-file).
 
 Exit status: 0 success; 1 refused or not found (invalid signature, a non-2xx
 answer to `send`, an unknown id); 2 usage or configuration error, or the store
 or receiver could not be used."
 )]
 struct Cli {
+    /// Run the store commands against a running admin API instead of a
+    /// local store: `http://host:port/admin` (token from
+    /// $WEBHOOK_INBOX_ADMIN_TOKEN or --token-file).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// A file holding the admin token (for --url) [default: $WEBHOOK_INBOX_ADMIN_TOKEN].
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -91,6 +102,8 @@ enum Command {
     Replay(replay::Args),
     /// Delete dead letters for good (all, or those dead for at least --older-than).
     Purge(purge::Args),
+    /// Serve the admin dashboard, JSON API and /metrics for a store (loopback only without a token).
+    Admin(admin::Args),
     /// Run a local Bluum: its webhook management API under /v1 and signed deliveries with retries.
     Emulate(emulate::Args),
     /// Have a running emulator send an event to every webhook subscribed to its type.
@@ -101,16 +114,26 @@ enum Command {
 }
 
 impl Command {
-    fn run(self) -> Result<(), Failure> {
+    fn run(self, remote: Option<&remote::Remote>) -> Result<(), Failure> {
+        let store_command = matches!(
+            self,
+            Self::Stats(_) | Self::List(_) | Self::Show(_) | Self::Replay(_) | Self::Purge(_)
+        );
+        if remote.is_some() && !store_command {
+            return Err(Failure::Usage(
+                "--url applies to the store commands: stats, list, show, replay, purge".into(),
+            ));
+        }
         match self {
             Self::Sign(args) => sign::run(args),
             Self::Verify(args) => verify::run(args),
             Self::Send(args) => send::run(args),
-            Self::Stats(args) => stats::run(args),
-            Self::List(args) => list::run(args),
-            Self::Show(args) => show::run(args),
-            Self::Replay(args) => replay::run(args),
-            Self::Purge(args) => purge::run(args),
+            Self::Stats(args) => stats::run(args, remote),
+            Self::List(args) => list::run(args, remote),
+            Self::Show(args) => show::run(args, remote),
+            Self::Replay(args) => replay::run(args, remote),
+            Self::Purge(args) => purge::run(args, remote),
+            Self::Admin(args) => admin::run(args),
             Self::Emulate(args) => emulate::run(args),
             Self::Trigger(args) => trigger::run(args),
             Self::Bluum(command) => bluum::run(command),
@@ -127,7 +150,19 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    match cli.command.run() {
+    let remote = match cli
+        .url
+        .as_deref()
+        .map(|u| remote::Remote::new(u, cli.token_file.as_deref()))
+        .transpose()
+    {
+        Ok(remote) => remote,
+        Err(failure) => {
+            let _ = writeln!(std::io::stderr().lock(), "{failure}");
+            return failure.exit_code();
+        }
+    };
+    match cli.command.run(remote.as_ref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             let _ = writeln!(std::io::stderr().lock(), "{failure}");

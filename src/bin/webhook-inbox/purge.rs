@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::common::{self, Failure};
 use crate::duration;
+use crate::remote::Remote;
 use crate::store::StoreArgs;
 
 /// Flags of `webhook-inbox purge`.
@@ -25,8 +26,21 @@ pub struct Args {
 }
 
 /// Purges and says how many.
-pub fn run(args: Args) -> Result<(), Failure> {
-    let (purged, _) = args.store.with(|inbox| inbox.purge_dead(args.older_than))?;
+pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
+    let purged = match remote {
+        Some(remote) => {
+            let body = json!({
+                "all_dead": true,
+                "older_than_secs": args.older_than.map(|d| d.as_secs()),
+            });
+            remote.bulk("/api/purge", "purged", &body)?
+        }
+        None => {
+            args.store
+                .with(|inbox| inbox.purge_dead(args.older_than))?
+                .0
+        }
+    };
 
     if args.json {
         return common::print_json(&json!({ "purged": purged }));

@@ -4,6 +4,7 @@ use serde_json::json;
 use webhook_inbox::Replay;
 
 use crate::common::{self, Failure};
+use crate::remote::Remote;
 use crate::store::StoreArgs;
 
 /// Flags of `webhook-inbox replay`.
@@ -29,13 +30,26 @@ pub struct Args {
 }
 
 /// Replays and says how many; exit 1 when an id names no dead letter.
-pub fn run(args: Args) -> Result<(), Failure> {
+pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
     let which = match (args.id, args.event_type) {
         (Some(id), _) => Replay::Id(id),
         (None, Some(pattern)) => Replay::Type(pattern),
         (None, None) => Replay::AllDead,
     };
-    let (replayed, path) = args.store.with(|inbox| inbox.replay(&which))?;
+    let (replayed, path) = match remote {
+        Some(remote) => {
+            let body = match &which {
+                Replay::Id(id) => json!({ "id": id }),
+                Replay::Type(pattern) => json!({ "type": pattern }),
+                _ => json!({ "all_dead": true }),
+            };
+            (
+                remote.bulk("/api/replay", "replayed", &body)?,
+                std::path::PathBuf::from(remote.url()),
+            )
+        }
+        None => args.store.with(|inbox| inbox.replay(&which))?,
+    };
 
     if let (Replay::Id(id), 0) = (&which, replayed) {
         return Err(Failure::Rejected(format!(

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use webhook_inbox::StoredEvent;
 
 use crate::common::{self, Failure};
+use crate::remote::Remote;
 use crate::store::StoreArgs;
 use crate::{time, view};
 
@@ -29,7 +30,32 @@ pub struct Args {
 }
 
 /// Looks the event up and prints it; exit 1 when no stored event has the id.
-pub fn run(args: Args) -> Result<(), Failure> {
+pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
+    if let Some(remote) = remote {
+        let a = remote.get("/api/event", &[("id", args.id.clone())])?;
+        if a.status == 404 {
+            return Err(Failure::Rejected(format!(
+                "not found: no stored event has id `{}` at {} (never accepted, or \
+                 already handled: handled events are not kept)",
+                common::clean(&args.id),
+                remote.url()
+            )));
+        }
+        let v = a.body;
+        let shown = Shown::from_json(&v).ok_or_else(|| {
+            Failure::Unavailable(format!(
+                "the admin API at {} sent an unreadable event",
+                remote.url()
+            ))
+        })?;
+        return if args.raw {
+            common::print_bytes(&shown.body)
+        } else if args.json {
+            common::print_json(&v)
+        } else {
+            common::print(&text(&shown, SystemTime::now()))
+        };
+    }
     let (found, path) = args.store.with(|inbox| inbox.event(&args.id))?;
     let event = found.ok_or_else(|| {
         Failure::Rejected(format!(
@@ -44,11 +70,97 @@ pub fn run(args: Args) -> Result<(), Failure> {
     } else if args.json {
         common::print_json(&view::event_json(&event, true))
     } else {
-        common::print(&text(&event, SystemTime::now()))
+        common::print(&text(&Shown::from(&event), SystemTime::now()))
     }
 }
 
-fn text(e: &StoredEvent, now: SystemTime) -> String {
+/// What `show` prints, from a local store or the admin API's JSON.
+struct Shown {
+    id: String,
+    source: String,
+    event_type: String,
+    seq: u64,
+    state: String,
+    attempts: u64,
+    received_at: SystemTime,
+    next_attempt: Option<SystemTime>,
+    dead_at: Option<SystemTime>,
+    errors: Vec<(u64, SystemTime, String)>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl From<&StoredEvent> for Shown {
+    fn from(e: &StoredEvent) -> Self {
+        Self {
+            id: e.id.clone(),
+            source: e.source.clone(),
+            event_type: e.event_type.clone(),
+            seq: e.seq,
+            state: e.state.to_string(),
+            attempts: u64::from(e.attempts),
+            received_at: e.received_at,
+            next_attempt: e.next_attempt,
+            dead_at: e.dead_at,
+            errors: e
+                .errors
+                .iter()
+                .map(|a| (u64::from(a.attempt), a.at, a.error.clone()))
+                .collect(),
+            headers: e.headers.clone(),
+            body: e.body.clone(),
+        }
+    }
+}
+
+impl Shown {
+    fn from_json(v: &serde_json::Value) -> Option<Self> {
+        use base64::Engine as _;
+        let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+        let at = |x: &serde_json::Value| x.as_str().and_then(time::parse_utc_millis);
+        let body = match v["body_encoding"].as_str() {
+            Some("base64") => base64::engine::general_purpose::STANDARD
+                .decode(v["body"].as_str()?)
+                .ok()?,
+            _ => v["body"].as_str()?.as_bytes().to_vec(),
+        };
+        Some(Self {
+            id: s("id"),
+            source: s("source"),
+            event_type: s("type"),
+            seq: v["seq"].as_u64()?,
+            state: s("state"),
+            attempts: v["attempts"].as_u64().unwrap_or(0),
+            received_at: at(&v["received_at"])?,
+            next_attempt: at(&v["next_attempt"]),
+            dead_at: at(&v["dead_at"]),
+            errors: v["errors"]
+                .as_array()?
+                .iter()
+                .map(|a| {
+                    Some((
+                        a["attempt"].as_u64()?,
+                        at(&a["at"])?,
+                        a["error"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect::<Option<_>>()?,
+            headers: v["headers"]
+                .as_array()?
+                .iter()
+                .map(|h| {
+                    Some((
+                        h["name"].as_str()?.to_owned(),
+                        h["value"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect::<Option<_>>()?,
+            body,
+        })
+    }
+}
+
+fn text(e: &Shown, now: SystemTime) -> String {
     let when = |t: SystemTime| format!("{} ({})", time::utc(t), time::relative(t, now));
     let mut out = String::new();
     let mut field = |name: &str, value: &str| {
@@ -58,7 +170,7 @@ fn text(e: &StoredEvent, now: SystemTime) -> String {
     field("source", &common::clean(&e.source));
     field("type", &common::clean(&e.event_type));
     field("seq", &e.seq.to_string());
-    field("state", &e.state.to_string());
+    field("state", &e.state);
     field("attempts", &e.attempts.to_string());
     field("received", &when(e.received_at));
     if let Some(t) = e.next_attempt {
@@ -72,13 +184,13 @@ fn text(e: &StoredEvent, now: SystemTime) -> String {
         out.push_str("errors:       none recorded\n");
     } else {
         let _ = writeln!(out, "errors ({}, oldest first):", e.errors.len());
-        for a in &e.errors {
+        for (attempt, at, error) in &e.errors {
             let _ = writeln!(
                 out,
                 "  attempt {:<3} {}  {}",
-                a.attempt,
-                time::utc(a.at),
-                common::clean(&a.error)
+                attempt,
+                time::utc(*at),
+                common::clean(error)
             );
         }
     }

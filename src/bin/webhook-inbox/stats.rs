@@ -11,6 +11,7 @@ use serde_json::json;
 use webhook_inbox::Stats;
 
 use crate::common::{self, Failure};
+use crate::remote::Remote;
 use crate::store::StoreArgs;
 use crate::time;
 
@@ -25,7 +26,24 @@ pub struct Args {
 }
 
 /// Opens the store, reads its counts, closes it, prints them.
-pub fn run(args: Args) -> Result<(), Failure> {
+pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
+    if let Some(remote) = remote {
+        let v = remote.get("/api/stats", &[])?.body;
+        if args.json {
+            return common::print_json(&crate::remote::stats_subset(&v));
+        }
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        let mut stats = Stats::default();
+        stats.pending = n("pending");
+        stats.retrying = n("retrying");
+        stats.dead = n("dead");
+        stats.dedup_markers = n("dedup_markers");
+        stats.disk_bytes = n("disk_bytes");
+        stats.oldest_pending_age = v["oldest_pending_age_secs"]
+            .as_f64()
+            .map(|s| std::time::Duration::from_millis((s * 1000.0).round() as u64));
+        return common::print(&text(v["store"].as_str().unwrap_or(""), &stats));
+    }
     let (stats, path) = args.store.with(|inbox| Ok(inbox.stats()))?;
     let path = path.display().to_string();
     if args.json {

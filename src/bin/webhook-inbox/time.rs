@@ -45,6 +45,28 @@ fn format(t: SystemTime, millis: bool) -> String {
     }
 }
 
+/// Reads back what [`utc_millis`] wrote (`2026-11-28T14:00:00.123Z`).
+pub fn parse_utc_millis(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    if b.len() != 24 || !text.is_ascii() || b[23] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (h, mi, s, ms) = (n(11..13)?, n(14..16)?, n(17..19)?, n(20..23)?);
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy.rem_euclid(400);
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let millis = ((days * 86_400 + h * 3600 + mi * 60 + s) * 1000) + ms;
+    match u64::try_from(millis) {
+        Ok(m) => UNIX_EPOCH.checked_add(Duration::from_millis(m)),
+        Err(_) => UNIX_EPOCH.checked_sub(Duration::from_millis(millis.unsigned_abs())),
+    }
+}
+
 /// `2026-11-28T14:00:00Z`: UTC, to the second (tables and text).
 pub fn utc(t: SystemTime) -> String {
     format(t, false)
@@ -89,6 +111,15 @@ mod tests {
             Ok(s) => UNIX_EPOCH + Duration::from_secs(s),
             Err(_) => UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()),
         }
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        for secs in [0, 1_700_000_000, 951_782_400, 4_107_542_400, -1] {
+            let t = at(secs) + Duration::from_millis(123);
+            assert_eq!(parse_utc_millis(&utc_millis(t)), Some(t), "{secs}");
+        }
+        assert_eq!(parse_utc_millis("2026-11-28T14:00:00Z"), None);
     }
 
     #[test]

@@ -418,10 +418,20 @@ fn lock_store(dir: &Path) -> Result<File, OpenFailure> {
         .truncate(false)
         .mode(wal::FILE_MODE)
         .open(dir.join(LOCK_FILE))?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(file),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(OpenFailure::InUse),
-        Err(e) => Err(OpenFailure::Io(e.into())),
+    // A process forked by this one (a test harness, a CLI spawning a child)
+    // shares the lock until it execs; a store closed a moment ago in this
+    // process may still be held that way. Give that moment before calling
+    // the directory in use.
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(OpenFailure::InUse),
+            Err(e) => return Err(OpenFailure::Io(e.into())),
+        }
     }
 }
 

@@ -215,7 +215,9 @@ fn an_answer_left_unread_closes_the_connection_after_the_request_timeout() {
         let _ = writer.write_all(&request);
     });
     std::thread::sleep(Duration::from_secs(3));
-    let closed = closed_by(&mut stream, Instant::now() + Duration::from_secs(10));
+    // Generous: on a loaded machine the answers take a while to fill the
+    // buffers; a server that never lets go still fails.
+    let closed = closed_by(&mut stream, Instant::now() + Duration::from_secs(30));
     assert!(
         closed.is_some(),
         "a client that stopped reading is let go after the request timeout"

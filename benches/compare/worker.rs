@@ -230,7 +230,11 @@ pub fn measure_drain(settings: &Settings, ingest16: f64) -> Vec<Drain> {
             let rate = run_drain(n, threads, durable_attempts, run);
             eprintln!(
                 "  drain {n} with {threads} threads{} round {}: {rate:>8.0} events/s",
-                if durable_attempts { ", durable attempts" } else { "" },
+                if durable_attempts {
+                    ", durable attempts"
+                } else {
+                    ""
+                },
                 round + 1
             );
             rates[i].push(rate);

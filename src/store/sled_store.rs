@@ -1621,9 +1621,10 @@ impl Shared {
         match outcome {
             Ok((segment, offset)) => {
                 let lens: Vec<usize> = batch.iter().map(|a| a.payload.len()).collect();
-                for (a, at) in batch
-                    .iter_mut()
-                    .zip(Location::of_frames(segment, offset, lens.into_iter()))
+                for (a, at) in
+                    batch
+                        .iter_mut()
+                        .zip(Location::of_frames(segment, offset, lens.into_iter()))
                 {
                     a.at = Some(at);
                 }

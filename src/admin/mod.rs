@@ -1,6 +1,6 @@
 //! Live operations (feature `admin`): a JSON API, a server-rendered
 //! dashboard and Prometheus metrics for a running service's [`Inbox`], as an
-//! axum [`Router`](::axum::Router) to mount under any prefix.
+//! axum [`Router`] to mount under any prefix.
 //!
 //! ```no_run
 //! use webhook_inbox::Inbox;

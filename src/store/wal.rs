@@ -430,11 +430,13 @@ fn read_segment(
 /// frame that starts a later batch anywhere behind that point means durable
 /// data was damaged, not a batch torn by a crash.
 fn probe_after_tear(path: &Path, from: u64, last_lsn: u64) -> io::Result<()> {
-    let bytes = fs::read(path)?;
-    let start = usize::try_from(from).unwrap_or(usize::MAX);
-    let Some(rest) = bytes.get(start..) else {
-        return Ok(());
-    };
+    // Only what follows the intact frames is looked at (at most a segment).
+    let mut file = File::open(path)?;
+    io::Seek::seek(&mut file, io::SeekFrom::Start(from))?;
+    let mut rest = Vec::new();
+    file.take(SEGMENT_BYTES + MAX_FRAME as u64)
+        .read_to_end(&mut rest)?;
+    let rest = rest.as_slice();
     // The batch torn at `from` (if any) started at or before it; its frames
     // carry no start mark, so skip the first position. The reserved zeros
     // are skipped a word at a time.

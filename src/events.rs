@@ -4,10 +4,41 @@ use std::time::{Duration, SystemTime};
 
 use crate::clock::{from_unix_millis, unix_millis};
 use crate::inbox::Inbox;
-use crate::store::{Change, Progress, Standing, StoreError, Stored, lock};
+use crate::store::backend::{DeadChange, DeadSelection, Filter};
+use crate::store::{Progress, Standing, StoreError, Stored};
 
-/// Events read from the store per step of a listing or a replay.
-const STEP: usize = 512;
+/// Why an operator call ([`Inbox::events`], [`Inbox::event`],
+/// [`Inbox::replay`], [`Inbox::purge_dead`] and their kin) failed.
+///
+/// ```
+/// use webhook_inbox::{Inbox, OperatorError};
+///
+/// let inbox = Inbox::memory();
+/// inbox.clone().close()?;
+/// assert!(matches!(inbox.event("evt_1"), Err(OperatorError::Closed)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorError {
+    /// The inbox has been closed.
+    #[error("the inbox is closed")]
+    Closed,
+    /// The store could not be read or written (for example, the disk is
+    /// full); nothing past the last completed page was changed, and calling
+    /// again finishes the job.
+    #[error("the store failed: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for OperatorError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Closed => Self::Closed,
+            other => Self::Store(other),
+        }
+    }
+}
 
 /// Where a stored event stands.
 ///
@@ -35,6 +66,16 @@ impl std::fmt::Display for EventState {
             Self::Retrying => "retrying",
             Self::Dead => "dead",
         })
+    }
+}
+
+impl From<EventState> for Standing {
+    fn from(state: EventState) -> Self {
+        match state {
+            EventState::Pending => Self::Fresh,
+            EventState::Retrying => Self::Retrying,
+            EventState::Dead => Self::Dead,
+        }
     }
 }
 
@@ -280,17 +321,16 @@ impl EventQuery {
         self
     }
 
-    fn matches(&self, e: &Stored) -> bool {
-        let received = from_unix_millis(e.event.received_at_ms);
-        self.state
-            .is_none_or(|s| s == EventState::from(e.standing()))
-            && self.source.as_deref().is_none_or(|s| s == e.event.source)
-            && self
-                .event_type
-                .as_deref()
-                .is_none_or(|p| crate::pattern::matches(p, &e.event.event_type))
-            && self.since.is_none_or(|t| received >= t)
-            && self.until.is_none_or(|t| received < t)
+    /// The store's filter for this query.
+    fn filter(&self) -> Filter {
+        let ms = |t: SystemTime| unix_millis(t);
+        Filter {
+            standing: self.state.map(Standing::from),
+            source: self.source.clone(),
+            event_type: self.event_type.clone(),
+            since_ms: self.since.map(ms),
+            until_ms: self.until.map(ms),
+        }
     }
 }
 
@@ -377,35 +417,15 @@ impl Inbox {
     /// # inbox.close()?; std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn events(&self, query: &EventQuery) -> Result<Page, StoreError> {
-        let store = self.inner().store.as_ref();
-        store.sync_applied()?;
-        let dead_only = query.state == Some(EventState::Dead);
-        let mut cursor = query.after;
-        let mut events = Vec::new();
-        loop {
-            let batch = if dead_only {
-                store.dead_after(cursor, STEP)?
-            } else {
-                store.events_after(cursor, STEP)?
-            };
-            let exhausted = batch.len() < STEP;
-            for stored in batch {
-                cursor = stored.seq;
-                if query.matches(&stored) {
-                    events.push(StoredEvent::from(stored));
-                    if events.len() == query.limit {
-                        return Ok(Page {
-                            events,
-                            next: Some(cursor),
-                        });
-                    }
-                }
-            }
-            if exhausted {
-                return Ok(Page { events, next: None });
-            }
-        }
+    pub fn events(&self, query: &EventQuery) -> Result<Page, OperatorError> {
+        let listing = self
+            .inner()
+            .store
+            .list(&query.filter(), query.after, query.limit)?;
+        Ok(Page {
+            events: listing.events.into_iter().map(StoredEvent::from).collect(),
+            next: listing.next,
+        })
     }
 
     /// The stored event with id `id` (the latest, if several sources used
@@ -420,18 +440,8 @@ impl Inbox {
     /// # inbox.close()?; std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        let store = self.inner().store.as_ref();
-        store.sync_applied()?;
-        let mut found = None;
-        for seq in store.find(id)? {
-            if let Some(stored) = store.get(seq)?
-                && found.as_ref().is_none_or(|f: &Stored| f.seq < seq)
-            {
-                found = Some(stored);
-            }
-        }
-        Ok(found.map(StoredEvent::from))
+    pub fn event(&self, id: &str) -> Result<Option<StoredEvent>, OperatorError> {
+        Ok(self.inner().store.event(None, id)?.map(StoredEvent::from))
     }
 
     /// Puts dead letters back to work: due now, attempts counted afresh,
@@ -448,19 +458,11 @@ impl Inbox {
     /// # inbox.close()?; std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn replay(&self, which: &Replay) -> Result<usize, StoreError> {
-        let now = unix_millis(self.inner().clock.now());
-        self.change_dead(which, |stored| {
-            let mut progress = stored.progress.unwrap_or(Progress::new(now));
-            progress.attempts = 0;
-            progress.next_at_ms = now;
-            progress.dead_at_ms = None;
-            Some(Change::Progress {
-                seq: stored.seq,
-                was: Standing::Dead,
-                progress,
-            })
-        })
+    pub fn replay(&self, which: &Replay) -> Result<usize, OperatorError> {
+        let change = DeadChange::Replay {
+            now_ms: self.now_ms(),
+        };
+        self.change_dead(which, change)
     }
 
     /// Deletes dead letters for good (their dedup markers stay until the
@@ -477,27 +479,9 @@ impl Inbox {
     /// # inbox.close()?; std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn purge_dead(&self, older_than: Option<Duration>) -> Result<usize, StoreError> {
-        self.purge_dead_matching(&Replay::AllDead, older_than)
-    }
-
-    /// Deletes dead letters for good, all or those dead longer than `older_than`.
-    fn purge_dead_matching(
-        &self,
-        which: &Replay,
-        older_than: Option<Duration>,
-    ) -> Result<usize, StoreError> {
-        let now = unix_millis(self.inner().clock.now());
-        let cutoff = older_than.map_or(i64::MAX, |d| {
-            now.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        });
-        self.change_dead(which, |stored| {
-            let dead_at = stored.progress.as_ref()?.dead_at_ms?;
-            (older_than.is_none() || dead_at <= cutoff).then_some(Change::Forget {
-                seq: stored.seq,
-                was: Standing::Dead,
-            })
-        })
+    pub fn purge_dead(&self, older_than: Option<Duration>) -> Result<usize, OperatorError> {
+        let change = self.purge(older_than);
+        self.change_dead(&Replay::AllDead, change)
     }
 
     /// Replays the dead letters `query` selects (its state is ignored: only
@@ -514,19 +498,11 @@ impl Inbox {
     /// # inbox.close()?; std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn replay_matching(&self, query: &EventQuery) -> Result<Bulk, StoreError> {
-        let now = unix_millis(self.inner().clock.now());
-        self.change_dead_where(query, |stored| {
-            let mut progress = stored.progress.unwrap_or(Progress::new(now));
-            progress.attempts = 0;
-            progress.next_at_ms = now;
-            progress.dead_at_ms = None;
-            Some(Change::Progress {
-                seq: stored.seq,
-                was: Standing::Dead,
-                progress,
-            })
-        })
+    pub fn replay_matching(&self, query: &EventQuery) -> Result<Bulk, OperatorError> {
+        let change = DeadChange::Replay {
+            now_ms: self.now_ms(),
+        };
+        self.change_dead_matching(query, change)
     }
 
     /// Deletes the dead letters `query` selects (its state is ignored), and
@@ -547,106 +523,89 @@ impl Inbox {
         &self,
         query: &EventQuery,
         older_than: Option<Duration>,
-    ) -> Result<Bulk, StoreError> {
-        let now = unix_millis(self.inner().clock.now());
-        let cutoff = older_than.map_or(i64::MAX, |d| {
-            now.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        });
-        self.change_dead_where(query, |stored| {
-            let dead_at = stored.progress.as_ref()?.dead_at_ms?;
-            (older_than.is_none() || dead_at <= cutoff).then_some(Change::Forget {
-                seq: stored.seq,
-                was: Standing::Dead,
-            })
-        })
+    ) -> Result<Bulk, OperatorError> {
+        let change = self.purge(older_than);
+        self.change_dead_matching(query, change)
     }
 
-    fn change_dead_where(
+    /// The stored event with id `id` from `source` (the ingestor's source
+    /// name); `None` when it was never accepted there, or is handled.
+    ///
+    /// ```
+    /// use webhook_inbox::Inbox;
+    ///
+    /// let inbox = Inbox::memory();
+    /// assert!(inbox.event_from("bluum", "evt_missing")?.is_none());
+    /// # Ok::<(), webhook_inbox::OperatorError>(())
+    /// ```
+    pub fn event_from(&self, source: &str, id: &str) -> Result<Option<StoredEvent>, OperatorError> {
+        Ok(self
+            .inner()
+            .store
+            .event(Some(source), id)?
+            .map(StoredEvent::from))
+    }
+
+    fn now_ms(&self) -> i64 {
+        unix_millis(self.inner().clock.now())
+    }
+
+    /// Purging what has been dead longer than `older_than` (all: `None`).
+    fn purge(&self, older_than: Option<Duration>) -> DeadChange {
+        let dead_before_ms = older_than.map_or(i64::MAX, |d| {
+            self.now_ms()
+                .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        });
+        DeadChange::Purge { dead_before_ms }
+    }
+
+    /// Applies `change` to the dead letters `which` selects, all of them.
+    fn change_dead(&self, which: &Replay, change: DeadChange) -> Result<usize, OperatorError> {
+        let store = &self.inner().store;
+        let selection = match which {
+            Replay::Id(id) => DeadSelection::Id { source: None, id },
+            Replay::Type(_) | Replay::AllDead => {
+                let filter = Filter {
+                    standing: Some(Standing::Dead),
+                    event_type: match which {
+                        Replay::Type(pattern) => Some(pattern.clone()),
+                        _ => None,
+                    },
+                    ..Filter::default()
+                };
+                return Ok(store
+                    .change_dead(
+                        &DeadSelection::Matching {
+                            filter: &filter,
+                            after: 0,
+                            limit: usize::MAX,
+                        },
+                        change,
+                    )?
+                    .done);
+            }
+        };
+        Ok(store.change_dead(&selection, change)?.done)
+    }
+
+    /// Applies `change` to the dead letters `query` selects, up to its limit.
+    fn change_dead_matching(
         &self,
         query: &EventQuery,
-        change: impl Fn(Stored) -> Option<Change>,
-    ) -> Result<Bulk, StoreError> {
-        let inner = self.inner();
-        let _one_at_a_time = lock(&inner.operator);
-        let store = inner.store.as_ref();
-        store.sync_applied()?;
-        let query = query.clone().state(EventState::Dead);
-        let mut cursor = query.after;
-        let mut done = 0;
-        loop {
-            let batch = store.dead_after(cursor, STEP)?;
-            let exhausted = batch.len() < STEP;
-            let mut changes = Vec::new();
-            let mut full = false;
-            for stored in batch {
-                if done + changes.len() >= query.limit {
-                    full = true;
-                    break;
-                }
-                cursor = stored.seq;
-                if query.matches(&stored) {
-                    changes.extend(change(stored));
-                }
-            }
-            store.record(&changes)?;
-            done += changes.len();
-            if full || exhausted {
-                store.sync_applied()?;
-                return Ok(Bulk { done, more: full });
-            }
-        }
-    }
-
-    /// Records `change` for each dead letter `which` selects, a page at a
-    /// time (one operator change at a time, so none counts an event twice).
-    /// Idempotent: after a failure part-way, calling again finishes the job.
-    fn change_dead(
-        &self,
-        which: &Replay,
-        change: impl Fn(Stored) -> Option<Change>,
-    ) -> Result<usize, StoreError> {
-        let inner = self.inner();
-        let _one_at_a_time = lock(&inner.operator);
-        let store = inner.store.as_ref();
-        store.sync_applied()?;
-        let mut done = 0;
-        if let Replay::Id(id) = which {
-            let mut changes = Vec::new();
-            for seq in store.find(id)? {
-                if let Some(stored) = store.get(seq)?
-                    && stored.standing() == Standing::Dead
-                {
-                    changes.extend(change(stored));
-                }
-            }
-            store.record(&changes)?;
-            done = changes.len();
-        } else {
-            let mut cursor = 0;
-            loop {
-                let batch = store.dead_after(cursor, STEP)?;
-                let exhausted = batch.len() < STEP;
-                let mut changes = Vec::new();
-                for stored in batch {
-                    cursor = stored.seq;
-                    let wanted = match which {
-                        Replay::Type(pattern) => {
-                            crate::pattern::matches(pattern, &stored.event.event_type)
-                        }
-                        _ => true,
-                    };
-                    if wanted {
-                        changes.extend(change(stored));
-                    }
-                }
-                store.record(&changes)?;
-                done += changes.len();
-                if exhausted {
-                    break;
-                }
-            }
-        }
-        store.sync_applied()?;
-        Ok(done)
+        change: DeadChange,
+    ) -> Result<Bulk, OperatorError> {
+        let filter = query.clone().state(EventState::Dead).filter();
+        let changed = self.inner().store.change_dead(
+            &DeadSelection::Matching {
+                filter: &filter,
+                after: query.after,
+                limit: query.limit,
+            },
+            change,
+        )?;
+        Ok(Bulk {
+            done: changed.done,
+            more: changed.more,
+        })
     }
 }

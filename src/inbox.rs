@@ -9,8 +9,11 @@ use std::time::Duration;
 use crate::VerifyError;
 use crate::clock::{Clock, SystemClock};
 use crate::ingest::{IngestError, Ingested, IngestorBuilder};
+use crate::store::backend::Backend;
+use crate::store::local::Local;
+use crate::store::local::memory::Memory;
 use crate::store::sled_store::{OpenFailure, Settings, SledStore};
-use crate::store::{Durability, Store, StoreError};
+use crate::store::{Durability, StoreError};
 use crate::verify::Verifier;
 
 /// How long dedup markers are kept by default: 7 days, past every provider's retry horizon
@@ -49,13 +52,11 @@ pub struct Inbox {
 
 pub(crate) struct InboxInner {
     pub(crate) path: PathBuf,
-    pub(crate) store: Box<dyn Store>,
+    pub(crate) store: Box<dyn Backend>,
     pub(crate) counters: Counters,
     pub(crate) clock: Arc<dyn Clock>,
     /// How long dedup markers are kept; ingestors check it covers their replay window.
     pub(crate) retention: Duration,
-    /// Serialises operator changes (replay, purge).
-    pub(crate) operator: std::sync::Mutex<()>,
     /// Metrics hooks, installed at most once (by the admin layer); shared
     /// with the worker's handler threads, which must not hold the inbox.
     pub(crate) instruments: Arc<std::sync::OnceLock<Arc<dyn Instruments>>>,
@@ -111,7 +112,8 @@ impl Drop for InboxInner {
 /// ```
 #[must_use]
 pub struct InboxBuilder {
-    path: PathBuf,
+    /// The store's directory; `None`: in memory.
+    path: Option<PathBuf>,
     durability: Durability,
     retention: Duration,
     max_pending: u64,
@@ -231,6 +233,9 @@ impl InboxBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(self) -> Result<Inbox, OpenError> {
+        let Some(path) = self.path.clone() else {
+            return Ok(self.open_memory());
+        };
         let settings = Settings {
             durability: self.durability,
             retention: self.retention,
@@ -238,39 +243,38 @@ impl InboxBuilder {
             max_pending: self.max_pending,
             clock: Arc::clone(&self.clock),
         };
-        let store =
-            SledStore::open(&self.path, settings, self.create).map_err(
-                |failure| match failure {
-                    OpenFailure::InUse => OpenError::InUse {
-                        path: self.path.clone(),
-                    },
-                    OpenFailure::NotFound => OpenError::NotFound {
-                        path: self.path.clone(),
-                    },
-                    OpenFailure::NotAStore => OpenError::NotAStore {
-                        path: self.path.clone(),
-                    },
-                    OpenFailure::Io(source) => OpenError::Io {
-                        path: self.path.clone(),
-                        source,
-                    },
-                    OpenFailure::Corrupt(detail) => OpenError::Corrupt {
-                        path: self.path.clone(),
-                        detail,
-                    },
-                },
-            )?;
-        Ok(Inbox {
+        let store = SledStore::open(&path, settings, self.create).map_err(|failure| {
+            let path = path.clone();
+            match failure {
+                OpenFailure::InUse => OpenError::InUse { path },
+                OpenFailure::NotFound => OpenError::NotFound { path },
+                OpenFailure::NotAStore => OpenError::NotAStore { path },
+                OpenFailure::Io(source) => OpenError::Io { path, source },
+                OpenFailure::Corrupt(detail) => OpenError::Corrupt { path, detail },
+            }
+        })?;
+        Ok(self.with_backend(path, Box::new(Local::new(store))))
+    }
+
+    /// An in-memory inbox (whatever the path).
+    fn open_memory(self) -> Inbox {
+        let memory = Memory::new(self.retention, self.max_pending);
+        self.with_backend(PathBuf::new(), Box::new(Local::new(memory)))
+    }
+
+    /// The inbox over `store`, with this builder's clock and retention: how
+    /// every backend is opened once it is connected.
+    pub(crate) fn with_backend(self, path: PathBuf, store: Box<dyn Backend>) -> Inbox {
+        Inbox {
             inner: Arc::new(InboxInner {
-                path: self.path,
-                store: Box::new(store),
+                path,
+                store,
                 counters: Counters::default(),
                 clock: self.clock,
                 retention: self.retention,
-                operator: std::sync::Mutex::new(()),
                 instruments: Arc::default(),
             }),
-        })
+        }
     }
 }
 
@@ -339,6 +343,41 @@ impl Inbox {
         Self::builder(path).open()
     }
 
+    /// An inbox in memory, for tests: the same ingest, worker and operator
+    /// calls as on disk, with the defaults of [`Inbox::open`].
+    ///
+    /// **Not durable**: everything is gone with the process (or the last
+    /// clone). `Accepted` means only "stored in memory"; never use it to
+    /// receive real deliveries.
+    ///
+    /// ```
+    /// use webhook_inbox::Inbox;
+    ///
+    /// let inbox = Inbox::memory();
+    /// assert_eq!(inbox.stats().pending, 0);
+    /// ```
+    pub fn memory() -> Self {
+        Self::memory_builder().open_memory()
+    }
+
+    /// A builder for an in-memory inbox (see [`Inbox::memory`]): its clock,
+    /// retention and bound on pending events can be set; durability, cache
+    /// size and `create` have no effect.
+    ///
+    /// ```
+    /// use webhook_inbox::{Inbox, ManualClock};
+    ///
+    /// let inbox = Inbox::memory_builder().clock(ManualClock::at_unix(1_800_000_000)).open()?;
+    /// assert!(inbox.path().as_os_str().is_empty());
+    /// # Ok::<(), webhook_inbox::OpenError>(())
+    /// ```
+    pub fn memory_builder() -> InboxBuilder {
+        InboxBuilder {
+            path: None,
+            ..Self::builder("")
+        }
+    }
+
     /// A builder to open the inbox in `path` with other settings.
     ///
     /// ```
@@ -349,7 +388,7 @@ impl Inbox {
     /// ```
     pub fn builder(path: impl AsRef<Path>) -> InboxBuilder {
         InboxBuilder {
-            path: path.as_ref().to_owned(),
+            path: Some(path.as_ref().to_owned()),
             durability: Durability::default(),
             retention: DEFAULT_RETENTION,
             max_pending: DEFAULT_MAX_PENDING,
@@ -393,6 +432,7 @@ impl Inbox {
     pub fn stats(&self) -> Stats {
         let c = &self.inner.counters;
         let counts = self.inner.store.counts();
+        let backend = self.inner.store.stats();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Stats {
             received: get(&c.received),
@@ -419,16 +459,13 @@ impl Inbox {
                 .ok()
                 .flatten()
                 .map(|t| self.inner.clock.now().duration_since(t).unwrap_or_default()),
-            fsync: {
-                let f = self.inner.store.fsync_latency();
-                FsyncStats {
-                    count: f.count,
-                    mean: f.mean,
-                    p99: f.p99,
-                    max: f.max,
-                }
-            },
-            disk_bytes: self.inner.store.disk_bytes(),
+            fsync: backend.fsync.map(|f| FsyncStats {
+                count: f.count,
+                mean: f.mean,
+                p99: f.p99,
+                max: f.max,
+            }),
+            disk_bytes: backend.disk_bytes,
         }
     }
 
@@ -445,8 +482,8 @@ impl Inbox {
     /// # inbox.close()?; std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn collect_expired(&self) -> Result<usize, StoreError> {
-        self.inner.store.collect_expired(self.inner.clock.now())
+    pub fn collect_expired(&self) -> Result<usize, crate::OperatorError> {
+        Ok(self.inner.store.collect_expired(self.inner.clock.now())?)
     }
 
     /// How long dedup markers are kept (see [`InboxBuilder::retention`]).
@@ -464,7 +501,7 @@ impl Inbox {
         self.inner.retention
     }
 
-    /// The store's directory.
+    /// The store's directory (empty for an in-memory inbox).
     ///
     /// ```
     /// use webhook_inbox::Inbox;
@@ -558,10 +595,12 @@ pub struct Stats {
     /// counts from when it was first received.
     pub oldest_pending_age: Option<Duration>,
     /// The log's `fdatasync` calls since the inbox was opened (each one
-    /// acknowledges a whole group of deliveries).
-    pub fsync: FsyncStats,
-    /// Bytes the store occupies on disk.
-    pub disk_bytes: u64,
+    /// acknowledges a whole group of deliveries); `None` for a backend
+    /// without a log of its own (in memory).
+    pub fsync: Option<FsyncStats>,
+    /// Bytes the store occupies on disk; `None` when the backend does not
+    /// know (in memory).
+    pub disk_bytes: Option<u64>,
 }
 
 /// How long the store's `fdatasync` calls took; see [`Stats::fsync`]. An

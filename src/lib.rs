@@ -188,6 +188,7 @@ mod scheme;
 mod secret;
 mod sign;
 mod store;
+mod sync;
 mod trace;
 mod verify;
 mod worker;
@@ -196,7 +197,9 @@ pub use backoff::{Backoff, Jitter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use content::SignedContent;
 pub use error::{ConfigError, HeaderProblem, VerifyError};
-pub use events::{AttemptError, Bulk, EventQuery, EventState, Page, Replay, StoredEvent};
+pub use events::{
+    AttemptError, Bulk, EventQuery, EventState, OperatorError, Page, Replay, StoredEvent,
+};
 pub use format::{SignatureEntries, SignatureEntry, SignatureFormat};
 pub use headers::HeaderSource;
 pub use identity::{EventProblem, MAX_ID_LEN, MAX_TYPE_LEN};

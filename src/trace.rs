@@ -212,6 +212,9 @@ pub(crate) fn reported(event: &Event, report: &Report) {
             let running_secs = running_for.as_secs();
             tracing::warn!(target: "webhook_inbox::worker", id, event_type, attempt, running_secs, "slow handler");
         }
+        Report::LeaseLost { attempt } => {
+            tracing::warn!(target: "webhook_inbox::worker", id, event_type, attempt, "outcome refused: the lease had run out and another worker claimed the event");
+        }
     }
 }
 

@@ -171,7 +171,7 @@ pub fn child() {
     let report = ChildReport {
         events: n,
         ingest_events_per_sec: n as f64 / ingest_secs,
-        stats_disk_bytes: stats.disk_bytes,
+        stats_disk_bytes: stats.disk_bytes.unwrap_or(0),
         du_bytes,
         apparent_bytes,
         du_sled_bytes,

@@ -30,11 +30,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|_| Err(error(StatusCode::SERVICE_UNAVAILABLE, "shutting down")))
 }
 
-fn store_error(e: &crate::StoreError) -> Response {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("the store failed: {e}"),
-    )
+fn store_error(e: &crate::OperatorError) -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
 
 /// The list filters, from the query string (the API and the pages).
@@ -149,12 +146,12 @@ pub(crate) fn stats_json(inbox: &Inbox) -> Value {
             "overloaded": s.rejected.overloaded,
             "storage": s.rejected.storage,
         },
-        "fsync": {
-            "count": s.fsync.count,
-            "mean_secs": s.fsync.mean.as_secs_f64(),
-            "p99_secs": s.fsync.p99.as_secs_f64(),
-            "max_secs": s.fsync.max.as_secs_f64(),
-        },
+        "fsync": s.fsync.map(|f| json!({
+            "count": f.count,
+            "mean_secs": f.mean.as_secs_f64(),
+            "p99_secs": f.p99.as_secs_f64(),
+            "max_secs": f.max.as_secs_f64(),
+        })),
     })
 }
 
@@ -308,7 +305,7 @@ pub(crate) fn run(
     inbox: &Inbox,
     target: &Target,
     purge: Option<Option<Duration>>,
-) -> Result<(usize, bool), crate::StoreError> {
+) -> Result<(usize, bool), crate::OperatorError> {
     match target {
         Target::Ids(ids) => {
             let mut done = 0;

@@ -125,7 +125,7 @@ impl Collector for StoreFigures {
             return Ok(());
         };
         let stats = Inbox::from_inner(inner).stats();
-        let gauges: [(&str, &str, f64); 8] = [
+        let mut gauges: Vec<(&str, &str, f64)> = vec![
             (
                 "pending_events",
                 "Events stored and not yet handled (retrying ones included).",
@@ -151,34 +151,42 @@ impl Collector for StoreFigures {
                 "Dedup markers held.",
                 stats.dedup_markers as f64,
             ),
-            (
+        ];
+        // What only some backends measure is exported only by them.
+        if let Some(bytes) = stats.disk_bytes {
+            gauges.push((
                 "disk_bytes",
                 "Bytes the store occupies on disk.",
-                stats.disk_bytes as f64,
-            ),
-            (
+                bytes as f64,
+            ));
+        }
+        if let Some(fsync) = stats.fsync {
+            gauges.push((
                 "fsync_p99_seconds",
                 "99th percentile of the log's fdatasync durations since the store was opened (bucket upper bound).",
-                stats.fsync.p99.as_secs_f64(),
-            ),
-            (
+                fsync.p99.as_secs_f64(),
+            ));
+            gauges.push((
                 "fsync_max_seconds",
                 "Slowest fdatasync since the store was opened.",
-                stats.fsync.max.as_secs_f64(),
-            ),
-        ];
+                fsync.max.as_secs_f64(),
+            ));
+        }
         for (name, help, value) in gauges {
             let gauge = ConstGauge::new(value);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
-        let count = ConstCounter::new(stats.fsync.count);
+        let Some(fsync) = stats.fsync else {
+            return Ok(());
+        };
+        let count = ConstCounter::new(fsync.count);
         count.encode(encoder.encode_descriptor(
             "fsyncs",
             "fdatasync calls of the log since the store was opened.",
             None,
             count.metric_type(),
         )?)?;
-        let sum = ConstCounter::new(stats.fsync.mean.as_secs_f64() * stats.fsync.count as f64);
+        let sum = ConstCounter::new(fsync.mean.as_secs_f64() * fsync.count as f64);
         sum.encode(encoder.encode_descriptor(
             "fsync_seconds",
             "Time spent in the log's fdatasync calls since the store was opened.",
@@ -279,7 +287,7 @@ impl Metrics {
     /// Starts a new minute in the history when the clock passed into one.
     pub(crate) fn tick(&self, now: SystemTime, fsync_p99: Duration) {
         let minute = minute_of(now);
-        let mut history = crate::store::lock(&self.history);
+        let mut history = crate::sync::lock(&self.history);
         if history.back().is_some_and(|s| s.minute >= minute) {
             return;
         }
@@ -302,7 +310,7 @@ impl Metrics {
     ) -> ([[u64; MINUTES]; SERIES], [Duration; MINUTES]) {
         let live = self.totals();
         let now_minute = minute_of(now);
-        let history = crate::store::lock(&self.history);
+        let history = crate::sync::lock(&self.history);
         let at = |minute: u64| history.iter().find(|s| s.minute == minute);
         let mut values = [[0; MINUTES]; SERIES];
         let mut fsync = [Duration::ZERO; MINUTES];
@@ -395,7 +403,7 @@ fn start_sampler(metrics: Weak<Metrics>, inbox: Weak<InboxInner>) {
                     let (Some(m), Some(inner)) = (metrics.upgrade(), inbox.upgrade()) else {
                         return;
                     };
-                    let p99 = inner.store.fsync_latency().p99;
+                    let p99 = inner.store.stats().fsync.map(|f| f.p99).unwrap_or_default();
                     m.tick(SystemTime::now(), p99);
                 }
                 std::thread::sleep(Duration::from_secs(5));

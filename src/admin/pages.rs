@@ -161,7 +161,9 @@ pub(crate) async fn overview(
         return page.failure(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
     let now = SystemTime::now();
-    shared.metrics.tick(now, stats.fsync.p99);
+    shared
+        .metrics
+        .tick(now, stats.fsync.map(|f| f.p99).unwrap_or_default());
     let (series, fsync) = shared.metrics.last_hour(now);
 
     let mut out = String::with_capacity(16 * 1024);
@@ -195,7 +197,10 @@ pub(crate) async fn overview(
     card(
         &mut out,
         "",
-        &format!("{:.1} ms", stats.fsync.p99.as_secs_f64() * 1000.0),
+        &stats.fsync.map_or_else(
+            || "—".to_owned(),
+            |f| format!("{:.1} ms", f.p99.as_secs_f64() * 1000.0),
+        ),
         "fsync p99 (since start)",
     );
     out.push_str("</div><h2>Since the service started</h2><div class=\"cards\">");

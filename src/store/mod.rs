@@ -1,19 +1,26 @@
-//! Persistence behind one narrow seam. The ingestor (and the worker) see only
-//! [`Store`]; the embedded sled store implements it, and a shared backend can
-//! implement it later without touching them.
+//! Persistence behind one seam, [`backend::Backend`]: the ingestor, the
+//! worker and the operator calls see only it. The embedded sled store and the
+//! in-memory store implement it through [`local::Local`] (claims kept in this
+//! process, over tables it owns); a shared database implements it directly.
+//! The store is the bottom floor: it imports nothing from ingest, the inbox or
+//! the worker.
 
+pub(crate) mod backend;
 pub(crate) mod compact;
+#[cfg(test)]
+pub(crate) mod conformance;
+#[cfg(test)]
+pub(crate) mod faults;
 pub(crate) mod latency;
+pub(crate) mod lifecycle;
+pub(crate) mod local;
 pub(crate) mod record;
 pub(crate) mod sled_store;
 pub(crate) mod wal;
 
 use std::time::{Duration, SystemTime};
 
-use crossbeam_channel::Receiver;
-
 pub(crate) use record::{EventRecord, Progress};
-pub(crate) use sled_store::lock;
 
 /// When `ingest` may return `Accepted`.
 ///
@@ -154,78 +161,4 @@ impl From<sled::Error> for StoreError {
             other => Self::Corrupt(other.to_string()),
         }
     }
-}
-
-/// The persistence seam.
-pub(crate) trait Store: Send + Sync {
-    /// Inserts `event` unless its (source, id) is already stored, atomically;
-    /// returns once the insert is as durable as the store's [`Durability`] says.
-    /// A duplicate of an event that is not yet durable waits for it too.
-    fn insert(&self, event: NewEvent<'_>) -> Result<Insert, StoreError>;
-
-    /// Pending, dead and dedup-marker counts.
-    fn counts(&self) -> StoreCounts;
-
-    /// Removes dedup markers accepted before `now - retention`, in small steps;
-    /// returns how many were removed.
-    fn collect_expired(&self, now: SystemTime) -> Result<usize, StoreError>;
-
-    /// Bytes the store occupies on disk.
-    fn disk_bytes(&self) -> u64;
-
-    /// How long the log's `fdatasync` calls took since the store was opened.
-    fn fsync_latency(&self) -> latency::LatencySummary;
-
-    /// When the oldest event still waiting for its handler (fresh or
-    /// retrying; dead letters not) was received.
-    fn oldest_pending(&self) -> Result<Option<SystemTime>, StoreError>;
-
-    /// Makes everything durable and stops; later calls answer [`StoreError::Closed`].
-    fn close(&self) -> Result<(), StoreError>;
-
-    /// Logs `changes` in order; returns once they are as durable as the
-    /// store's [`Durability`] says, with the LSN of the last one. Readers see
-    /// them once [`Store::applied_lsn`] has reached it.
-    fn record(&self, changes: &[Change]) -> Result<u64, StoreError>;
-
-    /// The last LSN whose change the readers below see.
-    fn applied_lsn(&self) -> u64;
-
-    /// Waits until everything recorded so far is visible to the readers below.
-    fn sync_applied(&self) -> Result<(), StoreError>;
-
-    /// A channel that gets a message after each applied batch (new events,
-    /// changes). One subscriber at a time: a new call replaces the last.
-    fn subscribe(&self) -> Receiver<()>;
-
-    /// Up to `limit` events after seq `after` in seq order, with their
-    /// progress, whatever their standing.
-    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError>;
-
-    /// Retrying events due at or before `until_ms`, by due time, skipping
-    /// seqs for which `skip` is true; up to `limit`.
-    fn due(
-        &self,
-        until_ms: i64,
-        limit: usize,
-        skip: &dyn Fn(u64) -> bool,
-    ) -> Result<Vec<Stored>, StoreError>;
-
-    /// The due time of the first retrying event `skip` does not exclude.
-    fn next_due(&self, skip: &dyn Fn(u64) -> bool) -> Result<Option<i64>, StoreError>;
-
-    /// Up to `limit` dead letters after seq `after`, in seq order.
-    fn dead_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, StoreError>;
-
-    /// The event stored under `seq`, if it is still stored.
-    fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError>;
-
-    /// The seqs under which event id `id` was accepted, from any source.
-    fn find(&self, id: &str) -> Result<Vec<u64>, StoreError>;
-
-    /// Takes the store's single worker slot; false if a worker holds it.
-    fn claim_worker(&self) -> bool;
-
-    /// Frees the worker slot.
-    fn release_worker(&self);
 }

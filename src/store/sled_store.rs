@@ -38,14 +38,15 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::backend::BackendStats;
 use super::compact::{self, Holds, KIND_CARRY, KIND_MARKER};
-use super::latency::{Latencies, LatencySummary};
+use super::latency::Latencies;
+use super::local::Tables;
 use super::record::{self, EventRecordRef, Progress};
 use super::wal::{self, Location, WalWriter};
-use super::{
-    Change, Durability, Insert, NewEvent, Standing, Store, StoreCounts, StoreError, Stored,
-};
+use super::{Change, Durability, Insert, NewEvent, Standing, StoreCounts, StoreError, Stored};
 use crate::clock::{Clock, unix_millis};
+use crate::sync::lock;
 
 /// How often the background thread wakes (compaction, collection, buffered syncs).
 const TICK: Duration = Duration::from_millis(100);
@@ -256,7 +257,6 @@ struct Shared {
     to_applier: Sender<Option<Vec<Applied>>>,
     /// Told after each applied batch (the worker's wake-up).
     subscriber: Mutex<Option<Sender<()>>>,
-    worker: AtomicBool,
     stop: AtomicBool,
     /// Test seam: the applier treats the next batch as refused by sled.
     #[cfg(test)]
@@ -382,12 +382,6 @@ fn dir_state(dir: &Path) -> std::io::Result<DirState> {
     } else {
         DirState::Empty
     })
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks leaves consistent data (every critical
-    // section is a handful of field updates), so a poisoned lock is still usable.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SavedCounts {
@@ -764,7 +758,6 @@ impl SledStore {
             applied_lsn: AtomicU64::new(last),
             to_applier,
             subscriber: Mutex::new(None),
-            worker: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             #[cfg(test)]
             fail_next_apply: std::sync::atomic::AtomicU32::new(0),
@@ -797,17 +790,16 @@ impl Drop for SledStore {
     }
 }
 
-impl Store for SledStore {
-    fn disk_bytes(&self) -> u64 {
+impl Tables for SledStore {
+    fn stats(&self) -> BackendStats {
         let sled_bytes = self
             .shared
             .index()
             .map_or(0, |index| index.db.size_on_disk().unwrap_or(0));
-        sled_bytes + lock(&self.shared.wal).disk_bytes()
-    }
-
-    fn fsync_latency(&self) -> LatencySummary {
-        self.shared.fsync.summary()
+        BackendStats {
+            fsync: Some(self.shared.fsync.summary()),
+            disk_bytes: Some(sled_bytes + lock(&self.shared.wal).disk_bytes()),
+        }
     }
 
     fn oldest_pending(&self) -> Result<Option<SystemTime>, StoreError> {
@@ -1172,14 +1164,6 @@ impl Store for SledStore {
             from.push(1);
         }
         Ok(seqs)
-    }
-
-    fn claim_worker(&self) -> bool {
-        !self.shared.worker.swap(true, Ordering::SeqCst)
-    }
-
-    fn release_worker(&self) {
-        self.shared.worker.store(false, Ordering::SeqCst);
     }
 }
 

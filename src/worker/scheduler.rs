@@ -1,102 +1,54 @@
-//! The scheduler thread: picks due events, feeds the handler threads,
-//! records outcomes, watches for slow handlers, drains on shutdown.
+//! The scheduler thread: claims due events, feeds the handler threads, keeps
+//! the claims of running handlers alive, records outcomes in batches,
+//! watches for slow handlers, drains on shutdown.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
-use super::ordering::{Keys, key_at};
+use super::decide::{PANICKED, Policy};
+use super::handlers::{Done, Handlers, Job};
 use super::{Counters, Report, WorkerConfig, WorkerError};
 use crate::backoff::{Backoff, Jitter};
-use crate::clock::{from_unix_millis, unix_millis};
+use crate::clock::unix_millis;
 use crate::inbox::Inbox;
 use crate::pattern::Patterns;
-use crate::router::{Dispatch, Event, HandlerError, Router, UnknownTypes};
-use crate::store::{Change, Progress, Standing, Store, StoreError, Stored, lock};
+use crate::router::{Event, HandlerError, Router};
+use crate::store::StoreError;
+use crate::store::backend::{Backend, ClaimRequest, Claimed, Finish, Outcome, Token};
 
 /// The longest the scheduler sleeps: a bound on how late a retry due by an
 /// injected clock, or a slow handler, is noticed. New events wake it at once.
 const MAX_NAP: Duration = Duration::from_millis(100);
-/// Events handed out but unfinished, per handler thread.
+/// Events claimed but unfinished, per handler thread.
 const QUEUE_PER_THREAD: usize = 64;
-/// Outcomes recorded with one log write, at most.
+/// Outcomes recorded with one write, at most.
 const MAX_BATCH: usize = 4096;
-/// Events waiting behind their ordering key, at most: past it the scan for
-/// fresh events pauses until keys are released (memory stays bounded when a
-/// key is stuck behind a long retry).
-const MAX_WAITING: usize = 100_000;
-
-/// How a caught panic's error message starts.
-const PANICKED: &str = "the handler panicked: ";
-
-/// One event on its way to a handler.
-struct Job {
-    seq: u64,
-    event: Arc<Event>,
-    was: Standing,
-    progress: Option<Progress>,
-    key: Option<String>,
-}
-
-/// A job back from a handler thread; `None` when it was not run (shutdown).
-struct Done {
-    job: Job,
-    result: Option<Dispatch>,
-}
-
-/// What a handler thread is running, for the slow-handler watch.
-#[derive(Default)]
-struct Slot {
-    running: Mutex<Option<(Instant, Arc<Event>)>>,
-    reported: AtomicBool,
-    replaced: AtomicBool,
-}
-
-/// Releases the inbox's worker slot when dropped.
-struct SlotGuard(Inbox);
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.0.inner().store.release_worker();
-    }
-}
-
-struct HandlerThread {
-    slot: Arc<Slot>,
-    handle: JoinHandle<()>,
-}
 
 pub(super) struct Scheduler {
     inbox: Inbox,
-    router: Arc<Router>,
     config: WorkerConfig,
-    backoffs: Patterns<Backoff>,
-    jitter: Jitter,
+    policy: Policy,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
     poked: Receiver<()>,
-    jobs: Option<Sender<Job>>,
-    job_queue: Receiver<Job>,
-    done_tx: Sender<Done>,
-    done_rx: Receiver<Done>,
-    threads: Vec<HandlerThread>,
-    /// The last seq read by the fresh-event scan.
-    cursor: u64,
-    /// Seqs not to hand out: running, waiting behind their key, kept, or
-    /// with a recorded change not yet visible to the store's readers.
-    claimed: HashSet<u64>,
-    /// (LSN, seqs): claims to drop once the store has applied that LSN.
-    settling: VecDeque<(u64, Vec<u64>)>,
-    keys: Keys,
+    handlers: Handlers,
+    /// Every claim this worker holds: queued, running, kept, or waiting for
+    /// its attempt to be recorded.
+    held: HashMap<u64, Token>,
+    /// Claims held on events left alone ([`Outcome::Keep`]).
+    kept: HashSet<u64>,
+    /// Jobs with a handler thread (queued or running).
     in_flight: usize,
-    last_store_error: Option<String>,
     /// Jobs whose attempt is to be recorded before they run
     /// ([`WorkerConfig::durable_attempts`]).
     outbox: Vec<Job>,
+    /// When the held claims were last extended (wall time, inbox clock).
+    last_beat: (Instant, i64),
+    last_store_error: Option<String>,
 }
 
 impl Scheduler {
@@ -109,70 +61,57 @@ impl Scheduler {
         counters: Arc<Counters>,
         poked: Receiver<()>,
     ) -> Self {
-        let (jobs, job_queue) = crossbeam_channel::unbounded();
-        let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let jitter = config.jitter.take().unwrap_or_else(Jitter::from_entropy);
-        Self {
-            inbox,
-            router,
-            config,
+        let policy = Policy {
+            backoff: config.backoff.clone(),
             backoffs,
             jitter,
+        };
+        let instruments = Arc::clone(&inbox.inner().instruments);
+        let handlers = Handlers::new(router, Arc::clone(&stop), instruments);
+        let now_ms = unix_millis(inbox.inner().clock.now());
+        Self {
+            inbox,
+            config,
+            policy,
             stop,
             counters,
             poked,
-            jobs: Some(jobs),
-            job_queue,
-            done_tx,
-            done_rx,
-            threads: Vec::new(),
-            cursor: 0,
-            claimed: HashSet::new(),
-            settling: VecDeque::new(),
-            keys: Keys::default(),
+            handlers,
+            held: HashMap::new(),
+            kept: HashSet::new(),
             in_flight: 0,
-            last_store_error: None,
             outbox: Vec::new(),
+            last_beat: (Instant::now(), now_ms),
+            last_store_error: None,
         }
     }
 
-    fn store(&self) -> &dyn Store {
+    fn store(&self) -> &dyn Backend {
         self.inbox.inner().store.as_ref()
     }
 
+    fn now_ms(&self) -> i64 {
+        unix_millis(self.inbox.inner().clock.now())
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
     pub(super) fn run(mut self) -> Result<(), WorkerError> {
-        // Frees the inbox's worker slot however this thread ends (a panic
-        // included) — but only once no handler thread can still be running.
-        let slot = SlotGuard(self.inbox.clone());
         let wake = self.store().subscribe();
         let mut result = (0..self.config.threads)
-            .try_for_each(|_| self.spawn_handler())
-            .map_err(WorkerError::Spawn)
-            .and_then(|()| self.hold_retrying_keys().map_err(WorkerError::Store));
+            .try_for_each(|_| self.handlers.spawn())
+            .map_err(WorkerError::Spawn);
         if result.is_ok() {
             result = self.serve(&wake);
         }
-        let drained = self.drain();
-        if matches!(drained, Err(WorkerError::ShutdownTimedOut { .. })) {
-            // Handlers still run events whose outcome will not be recorded: a
-            // new worker must not start them again meanwhile. The slot is
-            // freed when the last of them returns.
-            let threads: Vec<_> = self.threads.drain(..).map(|t| t.handle).collect();
-            let _ = std::thread::Builder::new()
-                .name("webhook-inbox-reaper".into())
-                .spawn(move || {
-                    for handle in threads {
-                        let _ = handle.join();
-                    }
-                    drop(slot);
-                });
-        }
-        result.and(drained)
+        result.and(self.drain())
     }
 
     fn serve(&mut self, wake: &Receiver<()>) -> Result<(), WorkerError> {
         while !self.stop.load(Ordering::SeqCst) {
-            self.settle();
             match self.fill().and_then(|()| self.flush_outbox()) {
                 Ok(()) => {}
                 Err(e @ StoreError::Closed) => return Err(e.into()),
@@ -181,7 +120,7 @@ impl Scheduler {
             }
             let nap = self.nap();
             crossbeam_channel::select! {
-                recv(self.done_rx) -> done => {
+                recv(self.handlers.done) -> done => {
                     if let Ok(done) = done {
                         self.finish(done)?;
                     }
@@ -195,85 +134,62 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Drops the claims whose recorded changes the store's readers now see.
-    fn settle(&mut self) {
-        let applied = self.store().applied_lsn();
-        while let Some((lsn, _)) = self.settling.front() {
-            if *lsn > applied {
-                break;
-            }
-            if let Some((_, seqs)) = self.settling.pop_front() {
-                for seq in seqs {
-                    self.claimed.remove(&seq);
-                }
-            }
-        }
-    }
-
     fn room(&self) -> usize {
-        (self.config.threads * QUEUE_PER_THREAD).saturating_sub(self.in_flight)
+        (self.config.threads * QUEUE_PER_THREAD).saturating_sub(self.in_flight + self.outbox.len())
     }
 
-    /// Hands out due retries, then fresh events in acceptance order, up to
-    /// the queue's room.
+    /// Claims due events up to the queue's room and hands them out.
     fn fill(&mut self) -> Result<(), StoreError> {
-        if self.room() == 0 {
+        self.beat(false)?;
+        let limit = self.room();
+        if limit == 0 {
             return Ok(());
         }
-        let now = unix_millis(self.inbox.inner().clock.now());
-        let due = {
-            let claimed = &self.claimed;
-            self.store()
-                .due(now, self.room(), &|seq| claimed.contains(&seq))?
+        let now_ms = self.now_ms();
+        let request = ClaimRequest {
+            limit,
+            now_ms,
+            lease_until_ms: now_ms.saturating_add(self.lease_ms()),
+            ordering: self.config.ordering_key.as_deref(),
         };
-        for stored in due {
-            self.offer(stored);
-        }
-        while self.room() > 0 && self.keys.waiting() < MAX_WAITING {
-            let batch = self.store().events_after(self.cursor, self.room())?;
-            if batch.is_empty() {
-                break;
-            }
-            for stored in batch {
-                if self.room() == 0 || self.keys.waiting() >= MAX_WAITING {
-                    break;
-                }
-                self.cursor = stored.seq;
-                if stored.standing() == Standing::Fresh && !self.claimed.contains(&stored.seq) {
-                    self.offer(stored);
-                }
+        let claimed = self.store().claim(&request)?;
+        for claim in claimed {
+            let job = job(claim);
+            self.held.insert(job.seq, job.token);
+            if self.config.durable_attempts {
+                self.outbox.push(job);
+            } else {
+                self.dispatch(job);
             }
         }
         Ok(())
     }
 
-    fn job(&self, stored: Stored) -> Job {
-        let attempt = stored
-            .progress
-            .as_ref()
-            .map_or(0, |p| p.attempts)
-            .saturating_add(1);
-        let key = self
-            .config
-            .ordering_key
-            .as_deref()
-            .and_then(|pointer| key_at(pointer, &stored.event.body));
-        Job {
-            seq: stored.seq,
-            was: stored.standing(),
-            event: Arc::new(Event::stored(stored.seq, stored.event, attempt)),
-            progress: stored.progress,
-            key,
+    /// Extends every held claim, when a third of the lease has passed (by
+    /// the wall or by the inbox's clock) or when `now` says so.
+    fn beat(&mut self, now: bool) -> Result<(), StoreError> {
+        let third = self.config.lease / 3;
+        let now_ms = self.now_ms();
+        let due = now
+            || self.last_beat.0.elapsed() >= third
+            || now_ms.saturating_sub(self.last_beat.1) >= self.lease_ms() / 3;
+        if !due {
+            return Ok(());
         }
-    }
-
-    /// Claims an event and runs it now, or queues it behind its key.
-    fn offer(&mut self, stored: Stored) {
-        let job = self.job(stored);
-        self.claimed.insert(job.seq);
-        if self.keys.admit(job.key.as_deref(), job.seq) {
-            self.send(job);
+        let held: Vec<(u64, Token)> = self.held.iter().map(|(&s, &t)| (s, t)).collect();
+        if !held.is_empty() {
+            let until = now_ms.saturating_add(self.lease_ms());
+            let alive = self.store().heartbeat(&held, until)?;
+            for ((seq, _), alive) in held.into_iter().zip(alive) {
+                // A lost claim that is running is refused when it finishes;
+                // a lost kept one is simply no longer ours.
+                if !alive && self.kept.remove(&seq) {
+                    self.held.remove(&seq);
+                }
+            }
         }
+        self.last_beat = (Instant::now(), now_ms);
+        Ok(())
     }
 
     fn publish_in_flight(&self) {
@@ -282,85 +198,48 @@ impl Scheduler {
             .store(self.in_flight as u64, Ordering::Relaxed);
     }
 
-    /// Hands a job to the handler threads — after recording its attempt, when
-    /// attempts are durable (see [`Self::flush_outbox`]).
-    fn send(&mut self, job: Job) {
-        if self.config.durable_attempts {
-            self.outbox.push(job);
-        } else {
-            self.dispatch(job);
+    fn dispatch(&mut self, job: Job) {
+        if self.handlers.send(job) {
+            self.in_flight += 1;
+            self.publish_in_flight();
         }
     }
 
     /// Records the attempt of every job waiting in the outbox as a failure
-    /// that did not finish (one log write), then hands them out. The job keeps
+    /// that did not finish (one write), then hands them out. The job keeps
     /// the progress it had, so its real outcome replaces the placeholder. On
     /// a store error they stay in the outbox, claimed, for the next round.
     fn flush_outbox(&mut self) -> Result<(), StoreError> {
         if self.outbox.is_empty() {
             return Ok(());
         }
-        let now_ms = unix_millis(self.inbox.inner().clock.now());
+        let now_ms = self.now_ms();
         let unfinished = HandlerError::retry(
             "the attempt did not finish: the process stopped while the handler ran",
         );
         let jobs = std::mem::take(&mut self.outbox);
-        let mut changes = Vec::with_capacity(jobs.len());
-        let mut standings = Vec::with_capacity(jobs.len());
+        let mut finishes = Vec::with_capacity(jobs.len());
         for job in &jobs {
-            let (progress, _) = self.failed(job, &unfinished, now_ms);
-            standings.push(Standing::of(Some(&progress)));
-            changes.push(Change::Progress {
+            let (progress, _) = self.policy.failed(job, &unfinished, now_ms);
+            finishes.push(Finish {
                 seq: job.seq,
-                was: job.was,
-                progress,
+                token: job.token,
+                outcome: Outcome::Attempt(progress),
             });
         }
-        if let Err(e) = self.store().record(&changes) {
-            self.outbox = jobs;
-            return Err(e);
-        }
-        for (mut job, standing) in jobs.into_iter().zip(standings) {
-            job.was = standing;
-            self.dispatch(job);
-        }
-        Ok(())
-    }
-
-    fn dispatch(&mut self, job: Job) {
-        if let Some(jobs) = &self.jobs
-            && jobs.send(job).is_ok()
-        {
-            self.in_flight += 1;
-            self.publish_in_flight();
-        }
-    }
-
-    /// After a restart, the keys of retrying events are held again, so a
-    /// newer event of the same key waits for them.
-    fn hold_retrying_keys(&mut self) -> Result<(), StoreError> {
-        if self.config.ordering_key.is_none() {
-            return Ok(());
-        }
-        let pointer = self.config.ordering_key.clone().unwrap_or_default();
-        let mut retrying = Vec::new();
-        let mut after = 0;
-        loop {
-            // Only seqs and keys are kept, a page of events at a time.
-            let page = self.store().events_after(after, 1024)?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            retrying.extend(
-                page.into_iter()
-                    .filter(|s| s.standing() == Standing::Retrying)
-                    .map(|s| (s.seq, key_at(&pointer, &s.event.body))),
-            );
-        }
-        for (seq, key) in retrying {
-            if !self.keys.admit(key.as_deref(), seq) {
-                // Waits behind an older retrying event of its key.
-                self.claimed.insert(seq);
+        let recorded = match self.store().finish(&finishes) {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                self.outbox = jobs;
+                return Err(e);
             }
+        };
+        for (job, recorded) in jobs.into_iter().zip(recorded) {
+            if !recorded {
+                self.held.remove(&job.seq);
+                continue;
+            }
+            self.dispatch(job);
         }
         Ok(())
     }
@@ -371,12 +250,9 @@ impl Scheduler {
         if self.room() == 0 {
             return MAX_NAP;
         }
-        let claimed = &self.claimed;
-        let next = self.store().next_due(&|seq| claimed.contains(&seq));
-        let now = unix_millis(self.inbox.inner().clock.now());
-        match next {
+        match self.store().next_due() {
             Ok(Some(at)) => {
-                let wait = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+                let wait = u64::try_from(at.saturating_sub(self.now_ms())).unwrap_or(0);
                 Duration::from_millis(wait).clamp(Duration::from_millis(2), MAX_NAP)
             }
             _ => MAX_NAP,
@@ -384,11 +260,11 @@ impl Scheduler {
     }
 
     /// Records the outcomes of `first` and of every other finished job, with
-    /// one log write.
+    /// one write.
     fn finish(&mut self, first: Done) -> Result<(), WorkerError> {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
-            match self.done_rx.try_recv() {
+            match self.handlers.done.try_recv() {
                 Ok(done) => batch.push(done),
                 Err(_) => break,
             }
@@ -396,36 +272,33 @@ impl Scheduler {
         self.in_flight -= batch.len();
         self.publish_in_flight();
 
-        let now = self.inbox.inner().clock.now();
-        let now_ms = unix_millis(now);
-        let mut changes = Vec::with_capacity(batch.len());
-        let mut settled = Vec::with_capacity(batch.len());
+        let now_ms = self.now_ms();
+        let mut finishes = Vec::with_capacity(batch.len());
         let mut reports = Vec::with_capacity(batch.len());
         for Done { job, result } in batch {
-            let Some(result) = result else {
-                // Not run (shutting down): it stays as it was in the store.
-                self.claimed.remove(&job.seq);
-                continue;
+            // Not run (shutting down): given back as it was.
+            let (outcome, report) = match result {
+                Some(result) => {
+                    let (outcome, report) = self.policy.decide(&job, result, now_ms);
+                    (outcome, Some(report))
+                }
+                None => (Outcome::Release, None),
             };
-            let (change, report) = self.decide(&job, result, now_ms);
-            if let Some(change) = change {
-                changes.push(change);
-                settled.push(job.seq);
-            }
-            reports.push((job, report));
+            finishes.push(Finish {
+                seq: job.seq,
+                token: job.token,
+                outcome,
+            });
+            reports.push((job.event, report));
         }
 
-        match self.store().record(&changes) {
-            Ok(lsn) => self.settling.push_back((lsn, settled)),
+        let recorded = match self.store().finish(&finishes) {
+            Ok(recorded) => recorded,
             Err(e) => {
-                // Nothing was recorded: the events are as they were. Hand
-                // them out again (fresh ones from the scan, the rest when due).
-                for (job, _) in &reports {
-                    self.claimed.remove(&job.seq);
-                    if job.was == Standing::Fresh {
-                        self.cursor = self.cursor.min(job.seq.saturating_sub(1));
-                    }
-                }
+                // Nothing was recorded: the events are as they were. Give
+                // them back, so they are claimed again (fresh ones at once,
+                // the rest when due).
+                self.release(finishes.iter().map(|f| (f.seq, f.token)));
                 return match e {
                     StoreError::Closed => Err(e.into()),
                     _ => {
@@ -434,127 +307,52 @@ impl Scheduler {
                     }
                 };
             }
-        }
+        };
 
-        for (job, report) in reports {
+        for ((finish, (event, report)), recorded) in finishes.iter().zip(reports).zip(recorded) {
+            let keep = matches!(finish.outcome, Outcome::Keep);
+            if recorded && keep {
+                self.kept.insert(finish.seq);
+            } else {
+                self.held.remove(&finish.seq);
+            }
+            let Some(report) = report else { continue };
+            if !recorded {
+                let lost = Report::LeaseLost {
+                    attempt: event.attempt(),
+                };
+                self.count(&lost);
+                self.tell(&event, &lost);
+                continue;
+            }
             self.count(&report);
             if let Report::Retrying { error, .. } | Report::DeadLettered { error, .. } = &report
                 && error.starts_with(PANICKED)
             {
                 self.counters.panics.fetch_add(1, Ordering::Relaxed);
             }
-            let releases = matches!(
-                report,
-                Report::Handled | Report::Skipped | Report::Kept | Report::DeadLettered { .. }
-            );
-            self.tell(&job.event, &report);
-            if releases && let Some(key) = &job.key {
-                self.release(key, job.seq, now_ms);
-            }
+            self.tell(&event, &report);
         }
         Ok(())
     }
 
-    /// Lets the next event waiting on `key` run (or wait for its due time).
-    fn release(&mut self, key: &str, seq: u64, now_ms: i64) {
-        let mut done = seq;
-        while let Some(next) = self.keys.release(key, done) {
-            match self.store().get(next) {
-                Ok(Some(stored)) => {
-                    let job = self.job(stored);
-                    match &job.progress {
-                        Some(p) if p.next_at_ms > now_ms || p.dead_at_ms.is_some() => {
-                            // It holds the key now; the due scan runs it when
-                            // due (or a replay does, if it is dead).
-                            self.claimed.remove(&next);
-                        }
-                        _ => self.send(job),
-                    }
-                    return;
-                }
-                // Gone (purged, or the read failed: it will be found again
-                // after a restart); the key passes on.
-                Ok(None) | Err(_) => {
-                    self.claimed.remove(&next);
-                    done = next;
-                }
-            }
+    /// Gives claims back unchanged (best effort: a claim not given back
+    /// expires with its lease).
+    fn release(&mut self, claims: impl Iterator<Item = (u64, Token)>) {
+        let finishes: Vec<Finish> = claims
+            .map(|(seq, token)| Finish {
+                seq,
+                token,
+                outcome: Outcome::Release,
+            })
+            .collect();
+        for f in &finishes {
+            self.held.remove(&f.seq);
+            self.kept.remove(&f.seq);
         }
-    }
-
-    /// The change to record for a job's result, and the report.
-    fn decide(&mut self, job: &Job, result: Dispatch, now_ms: i64) -> (Option<Change>, Report) {
-        let forget = Change::Forget {
-            seq: job.seq,
-            was: job.was,
-        };
-        let error = match result {
-            Dispatch::Ran(Ok(())) => return (Some(forget), Report::Handled),
-            Dispatch::Unknown(UnknownTypes::Keep) => return (None, Report::Kept),
-            Dispatch::Unknown(UnknownTypes::DeadLetter) => HandlerError::permanent(format!(
-                "no handler for event type `{}`",
-                job.event.event_type()
-            )),
-            Dispatch::Unknown(UnknownTypes::Complete) => return (Some(forget), Report::Skipped),
-            Dispatch::Ran(Err(e)) => e,
-            Dispatch::Panicked(what) => HandlerError::retry(format!("{PANICKED}{what}")),
-        };
-        let (progress, report) = self.failed(job, &error, now_ms);
-        let change = Change::Progress {
-            seq: job.seq,
-            was: job.was,
-            progress,
-        };
-        (Some(change), report)
-    }
-
-    /// The progress and report of a job whose attempt failed with `error`:
-    /// the next attempt by the backoff, or a dead letter.
-    fn failed(&mut self, job: &Job, error: &HandlerError, now_ms: i64) -> (Progress, Report) {
-        let attempt = job.event.attempt();
-        let backoff = self
-            .backoffs
-            .get(job.event.event_type())
-            .unwrap_or(&self.config.backoff);
-        let delay = if error.is_permanent() {
-            None
-        } else {
-            backoff
-                .delay_after(attempt, &mut self.jitter)
-                .map(|d| error.requested_wait().unwrap_or(d))
-        };
-        let mut progress = job.progress.clone().unwrap_or(Progress::new(now_ms));
-        progress.attempts = attempt;
-        let message = match delay {
-            None if !error.is_permanent() => {
-                format!(
-                    "{error} (attempt {attempt} of {}: no attempt left)",
-                    backoff.max_attempts()
-                )
-            }
-            _ => error.to_string(),
-        };
-        progress.push_failure(attempt, now_ms, &message);
-        let report = match delay {
-            Some(delay) => {
-                let wait = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-                progress.next_at_ms = now_ms.saturating_add(wait);
-                progress.dead_at_ms = None;
-                Report::Retrying {
-                    attempt,
-                    next_attempt: from_unix_millis(progress.next_at_ms),
-                    error: message,
-                }
-            }
-            None => {
-                progress.dead_at_ms = Some(now_ms);
-                Report::DeadLettered {
-                    attempt,
-                    error: message,
-                }
-            }
-        };
-        (progress, report)
+        if !finishes.is_empty() {
+            let _ = self.store().finish(&finishes);
+        }
     }
 
     /// A store failure the worker outlives (a full disk, an unreadable
@@ -590,42 +388,15 @@ impl Scheduler {
             Report::Retrying { .. } => &self.counters.retried,
             Report::DeadLettered { .. } => &self.counters.dead_lettered,
             Report::Slow { .. } => &self.counters.slow,
+            Report::LeaseLost { .. } => &self.counters.leases_lost,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn spawn_handler(&mut self) -> std::io::Result<()> {
-        let slot = Arc::new(Slot::default());
-        let (jobs, done, router, stop) = (
-            self.job_queue.clone(),
-            self.done_tx.clone(),
-            Arc::clone(&self.router),
-            Arc::clone(&self.stop),
-        );
-        let instruments = Arc::clone(&self.inbox.inner().instruments);
-        let mine = Arc::clone(&slot);
-        let handle = std::thread::Builder::new()
-            .name("webhook-inbox-handler".into())
-            .spawn(move || handler_loop(&jobs, &done, &router, &stop, &mine, &instruments))?;
-        self.threads.push(HandlerThread { slot, handle });
-        Ok(())
-    }
-
-    /// Reports handlers running past the limit, once per attempt, and gives
-    /// each a replacement thread (up to twice the configured count).
+    /// Reports handlers running past the limit, once per attempt.
     fn watch_slow(&mut self) {
-        self.threads.retain(|t| !t.handle.is_finished());
-        let limit = self.config.slow_after;
-        let mut slow = Vec::new();
-        for t in &self.threads {
-            if let Some((since, event)) = lock(&t.slot.running).as_ref()
-                && since.elapsed() >= limit
-                && !t.slot.reported.swap(true, Ordering::SeqCst)
-            {
-                slow.push((Arc::clone(&t.slot), since.elapsed(), Arc::clone(event)));
-            }
-        }
-        for (slot, running_for, event) in slow {
+        let max_threads = 2 * self.config.threads;
+        for (running_for, event) in self.handlers.slow(self.config.slow_after, max_threads) {
             let report = Report::Slow { running_for };
             self.count(&report);
             match &self.config.observer {
@@ -638,51 +409,114 @@ impl Scheduler {
                     running_for
                 )),
             }
-            if self.threads.len() < 2 * self.config.threads {
-                slot.replaced.store(true, Ordering::SeqCst);
-                let _ = self.spawn_handler();
-            }
         }
     }
 
     /// Stops handing out work, waits for running handlers (up to the
-    /// shutdown timeout) and records their outcomes.
+    /// shutdown timeout), records their outcomes and gives back every other
+    /// claim.
     fn drain(&mut self) -> Result<(), WorkerError> {
         self.stop.store(true, Ordering::SeqCst);
-        self.jobs = None;
+        self.handlers.close();
         let deadline = Instant::now().checked_add(self.config.shutdown_timeout);
         let mut failed = None;
         while self.in_flight > 0 {
-            let received = match deadline {
-                Some(deadline) => self
-                    .done_rx
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                    .ok(),
-                None => self.done_rx.recv().ok(),
-            };
-            match received {
-                Some(done) => {
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining == Some(Duration::ZERO) {
+                break;
+            }
+            // Keep the running handlers' claims alive meanwhile.
+            let _ = self.beat(false);
+            let wait = remaining
+                .unwrap_or(Duration::MAX)
+                .min(self.config.lease / 3);
+            match self.handlers.done.recv_timeout(wait) {
+                Ok(done) => {
                     if let Err(e) = self.finish(done) {
                         failed.get_or_insert(e);
                         // The store is gone: nothing more can be recorded.
                         break;
                     }
                 }
-                None => break,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
         }
+        let idle: Vec<(u64, Token)> = self
+            .outbox
+            .drain(..)
+            .map(|job| (job.seq, job.token))
+            .chain(
+                self.kept
+                    .iter()
+                    .map(|seq| (*seq, self.held.get(seq).copied().unwrap_or(0))),
+            )
+            .collect();
+        self.release(idle.into_iter());
         if let Some(e) = failed {
             return Err(e);
         }
         if self.in_flight > 0 {
+            self.keep_alive_until_done();
             return Err(WorkerError::ShutdownTimedOut {
                 still_running: self.in_flight,
             });
         }
-        for t in self.threads.drain(..) {
-            let _ = t.handle.join();
+        for handle in self.handlers.take_threads() {
+            let _ = handle.join();
         }
         Ok(())
+    }
+
+    /// Handlers outlived the shutdown timeout: a thread keeps their claims
+    /// alive until they return (so no other worker runs those events at the
+    /// same time), then gives them back — their outcomes are not recorded.
+    fn keep_alive_until_done(&mut self) {
+        let threads = self.handlers.take_threads();
+        let held: Vec<(u64, Token)> = self.held.drain().collect();
+        let inbox = self.inbox.clone();
+        let lease = self.config.lease;
+        let _ = std::thread::Builder::new()
+            .name("webhook-inbox-reaper".into())
+            .spawn(move || {
+                let store = inbox.inner().store.as_ref();
+                let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+                while threads.iter().any(|t| !t.is_finished()) {
+                    let now_ms = unix_millis(inbox.inner().clock.now());
+                    if store
+                        .heartbeat(&held, now_ms.saturating_add(lease_ms))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    std::thread::sleep((lease / 3).min(Duration::from_secs(1)));
+                }
+                let released: Vec<Finish> = held
+                    .into_iter()
+                    .map(|(seq, token)| Finish {
+                        seq,
+                        token,
+                        outcome: Outcome::Release,
+                    })
+                    .collect();
+                let _ = store.finish(&released);
+            });
+    }
+}
+
+/// The job for a claimed event: its next attempt.
+fn job(claim: Claimed) -> Job {
+    let Claimed { stored, token } = claim;
+    let attempt = stored
+        .progress
+        .as_ref()
+        .map_or(0, |p| p.attempts)
+        .saturating_add(1);
+    Job {
+        seq: stored.seq,
+        token,
+        event: Arc::new(Event::stored(stored.seq, stored.event, attempt)),
+        progress: stored.progress,
     }
 }
 
@@ -690,42 +524,4 @@ impl Scheduler {
 fn warn(message: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "webhook-inbox: warning: {message}");
-}
-
-fn handler_loop(
-    jobs: &Receiver<Job>,
-    done: &Sender<Done>,
-    router: &Router,
-    stop: &AtomicBool,
-    slot: &Slot,
-    instruments: &super::Instruments,
-) {
-    while let Ok(job) = jobs.recv() {
-        if stop.load(Ordering::SeqCst) {
-            let _ = done.send(Done { job, result: None });
-            continue;
-        }
-        slot.reported.store(false, Ordering::SeqCst);
-        *lock(&slot.running) = Some((Instant::now(), Arc::clone(&job.event)));
-        let hooks = instruments.get();
-        let started = hooks.map(|h| {
-            h.handler_started();
-            Instant::now()
-        });
-        let result = crate::trace::handling(&job.event, || router.dispatch(&job.event));
-        if let (Some(h), Some(started)) = (hooks, started) {
-            super::instrument(h.as_ref(), router, &job.event, &result, started.elapsed());
-        }
-        *lock(&slot.running) = None;
-        if done
-            .send(Done {
-                job,
-                result: Some(result),
-            })
-            .is_err()
-            || slot.replaced.load(Ordering::SeqCst)
-        {
-            return;
-        }
-    }
 }

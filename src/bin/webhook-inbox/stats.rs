@@ -38,7 +38,7 @@ pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
         stats.retrying = n("retrying");
         stats.dead = n("dead");
         stats.dedup_markers = n("dedup_markers");
-        stats.disk_bytes = n("disk_bytes");
+        stats.disk_bytes = v["disk_bytes"].as_u64();
         stats.oldest_pending_age = v["oldest_pending_age_secs"]
             .as_f64()
             .map(|s| std::time::Duration::from_millis((s * 1000.0).round() as u64));
@@ -80,7 +80,7 @@ fn text(path: &str, s: &Stats) -> String {
         s.retrying,
         s.dead,
         s.dedup_markers,
-        bytes(s.disk_bytes),
+        s.disk_bytes.map_or_else(|| "-".to_owned(), bytes),
     )
 }
 

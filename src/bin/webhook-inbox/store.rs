@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use webhook_inbox::{Inbox, OpenError, StoreError};
+use webhook_inbox::{Inbox, OpenError, OperatorError};
 
 use crate::common::Failure;
 
@@ -59,19 +59,21 @@ impl StoreArgs {
     /// returns what `op` gave and the store's path, for messages.
     pub fn with<T>(
         &self,
-        op: impl FnOnce(&Inbox) -> Result<T, StoreError>,
+        op: impl FnOnce(&Inbox) -> Result<T, OperatorError>,
     ) -> Result<(T, PathBuf), Failure> {
         let inbox = self.open()?;
         let path = inbox.path().to_owned();
         let outcome = op(&inbox);
-        inbox.close().map_err(|e| store_failure(&path, &e))?;
+        inbox
+            .close()
+            .map_err(|e| store_failure(&path, &OperatorError::from(e)))?;
         let value = outcome.map_err(|e| store_failure(&path, &e))?;
         Ok((value, path))
     }
 }
 
 /// A store operation failed after the store was opened.
-fn store_failure(path: &Path, err: &StoreError) -> Failure {
+fn store_failure(path: &Path, err: &OperatorError) -> Failure {
     Failure::Unavailable(format!("the store at {} failed: {err}", path.display()))
 }
 

@@ -73,7 +73,7 @@ pub enum OutboxError {
     #[error("the outbox refused the delivery: {0}")]
     Ingest(#[from] webhook_inbox::IngestError),
     #[error("the outbox failed: {0}")]
-    Store(#[from] webhook_inbox::StoreError),
+    Store(#[from] webhook_inbox::OperatorError),
 }
 
 pub struct Outbox {

@@ -1,0 +1,468 @@
+//! The seam for stores one process owns: claims, leases and per-key order
+//! kept in this process's memory, over [`Tables`] that hold the events.
+//!
+//! Only this process can open the store (the embedded store takes a file
+//! lock), so every worker that could claim an event asks this one object:
+//! a lease here excludes every other worker. A restart drops all leases —
+//! rightly, since the workers that held them are gone with the process.
+
+mod keys;
+pub(crate) mod memory;
+mod operators;
+pub(crate) mod tables;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use keys::Keys;
+pub(crate) use tables::Tables;
+
+use super::backend::{
+    Backend, BackendStats, Changed, ClaimRequest, Claimed, DeadChange, DeadSelection, Filter,
+    Finish, Listing, Outcome, Token,
+};
+use super::{Change, Insert, NewEvent, Standing, StoreCounts, StoreError, Stored};
+use crate::sync::lock;
+
+/// Events read from the tables per step of a scan.
+const STEP: usize = 512;
+/// Events waiting behind their ordering key, at most: past it the scan for
+/// fresh events pauses until keys are released (memory stays bounded when a
+/// key is stuck behind a long retry).
+const MAX_WAITING: usize = 100_000;
+
+/// One claimed event.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    token: Token,
+    until_ms: i64,
+    /// Where the event stood in the tables when last written.
+    standing: Standing,
+    /// Left alone by its holder ([`Outcome::Keep`]).
+    kept: bool,
+}
+
+/// The claims of this process.
+#[derive(Default)]
+struct Claims {
+    next_token: Token,
+    leases: HashMap<u64, Lease>,
+    /// The last seq read by the scan for fresh events.
+    cursor: u64,
+    /// (position, seqs): finished events not to hand out until the tables'
+    /// readers see their outcome.
+    settling: VecDeque<(u64, Vec<u64>)>,
+    hidden: HashSet<u64>,
+    keys: Option<Keys>,
+}
+
+impl Claims {
+    fn excluded(&self, seq: u64) -> bool {
+        self.leases.contains_key(&seq)
+            || self.hidden.contains(&seq)
+            || self.keys.as_ref().is_some_and(|k| k.is_waiting(seq))
+    }
+
+    /// Drops the leases that ended before `now_ms`; a fresh event is found
+    /// again by the scan, a retrying one by the due scan.
+    fn expire(&mut self, now_ms: i64) {
+        let mut rewind = None::<u64>;
+        self.leases.retain(|&seq, lease| {
+            let live = lease.until_ms >= now_ms;
+            if !live && lease.standing == Standing::Fresh {
+                rewind = Some(rewind.map_or(seq, |r| r.min(seq)));
+            }
+            live
+        });
+        if let Some(seq) = rewind {
+            self.rewind(seq);
+        }
+    }
+
+    /// Makes the scan read event `seq` again.
+    fn rewind(&mut self, seq: u64) {
+        self.cursor = self.cursor.min(seq.saturating_sub(1));
+    }
+
+    /// Leases `stored` under a new token.
+    fn lease(&mut self, stored: Stored, until_ms: i64) -> Claimed {
+        self.next_token += 1;
+        let token = self.next_token;
+        self.leases.insert(
+            stored.seq,
+            Lease {
+                token,
+                until_ms,
+                standing: stored.standing(),
+                kept: false,
+            },
+        );
+        Claimed { stored, token }
+    }
+}
+
+/// The wake-up subscribers.
+type Wakers = Mutex<Vec<Sender<()>>>;
+
+/// A [`Backend`] over tables this process owns.
+pub(crate) struct Local<T: Tables> {
+    tables: Arc<T>,
+    claims: Mutex<Claims>,
+    /// Serialises operator changes (replay, purge), so none counts an event twice.
+    operator: Mutex<()>,
+    wakers: Arc<Wakers>,
+}
+
+impl<T: Tables> Local<T> {
+    /// Claims over `tables`. A thread forwards the tables' wake-ups to every
+    /// subscriber; it ends within a second of this value being dropped.
+    pub(crate) fn new(tables: T) -> Self {
+        let tables = Arc::new(tables);
+        let wakers: Arc<Wakers> = Arc::default();
+        let applied = tables.subscribe();
+        let weak = Arc::downgrade(&wakers);
+        let _ = std::thread::Builder::new()
+            .name("webhook-inbox-wake".into())
+            .spawn(move || forward_wakeups(&applied, &weak));
+        Self {
+            tables,
+            claims: Mutex::default(),
+            operator: Mutex::default(),
+            wakers,
+        }
+    }
+
+    /// Drops the claims whose outcome the tables' readers now see.
+    fn settle(&self, claims: &mut Claims) {
+        let applied = self.tables.applied_lsn();
+        while claims
+            .settling
+            .front()
+            .is_some_and(|(lsn, _)| *lsn <= applied)
+        {
+            if let Some((_, seqs)) = claims.settling.pop_front() {
+                for seq in seqs {
+                    claims.hidden.remove(&seq);
+                }
+            }
+        }
+    }
+
+    /// Registers the retrying events already stored under their keys, so a
+    /// later event of the same key waits for them (once per pointer).
+    fn prime_keys(&self, claims: &mut Claims) -> Result<(), StoreError> {
+        let Some(keys) = claims.keys.as_mut() else {
+            return Ok(());
+        };
+        if keys.primed {
+            return Ok(());
+        }
+        let mut after = 0;
+        loop {
+            let page = self.tables.events_after(after, STEP)?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for stored in page {
+                if stored.standing() == Standing::Retrying {
+                    keys.admit(stored.seq, &stored.event.body);
+                }
+            }
+        }
+        keys.primed = true;
+        Ok(())
+    }
+
+    /// The events waiting behind a key that are now first of it.
+    fn take_ready(
+        &self,
+        claims: &mut Claims,
+        request: &ClaimRequest<'_>,
+        out: &mut Vec<Claimed>,
+    ) -> Result<(), StoreError> {
+        let ready = claims.keys.as_ref().map(Keys::ready).unwrap_or_default();
+        for seq in ready {
+            if out.len() >= request.limit {
+                break;
+            }
+            let Some(keys) = claims.keys.as_mut() else {
+                break;
+            };
+            match self.tables.get(seq)? {
+                Some(stored) if stored.standing() != Standing::Dead => {
+                    keys.admit(seq, &stored.event.body);
+                    let due = stored
+                        .progress
+                        .as_ref()
+                        .is_none_or(|p| p.next_at_ms <= request.now_ms);
+                    if due && !claims.leases.contains_key(&seq) && !claims.hidden.contains(&seq) {
+                        out.push(claims.lease(stored, request.lease_until_ms));
+                    }
+                }
+                // Gone or dead: the key passes on.
+                _ => keys.finished(seq),
+            }
+        }
+        Ok(())
+    }
+
+    /// Retries due by now, by due time.
+    fn take_due(
+        &self,
+        claims: &mut Claims,
+        request: &ClaimRequest<'_>,
+        out: &mut Vec<Claimed>,
+    ) -> Result<(), StoreError> {
+        let room = request.limit.saturating_sub(out.len());
+        if room == 0 {
+            return Ok(());
+        }
+        let due = {
+            let c = &*claims;
+            self.tables
+                .due(request.now_ms, room, &|seq| c.excluded(seq))?
+        };
+        for stored in due {
+            if let Some(keys) = claims.keys.as_mut()
+                && !keys.admit(stored.seq, &stored.event.body)
+            {
+                continue;
+            }
+            out.push(claims.lease(stored, request.lease_until_ms));
+        }
+        Ok(())
+    }
+
+    /// Fresh events in acceptance order, from the scan's cursor.
+    fn take_fresh(
+        &self,
+        claims: &mut Claims,
+        request: &ClaimRequest<'_>,
+        out: &mut Vec<Claimed>,
+    ) -> Result<(), StoreError> {
+        let full = |claims: &Claims, out: &Vec<Claimed>| {
+            out.len() >= request.limit
+                || claims
+                    .keys
+                    .as_ref()
+                    .is_some_and(|k| k.waiting_count() >= MAX_WAITING)
+        };
+        while !full(claims, out) {
+            let room = request.limit.saturating_sub(out.len()).clamp(1, STEP);
+            let batch = self.tables.events_after(claims.cursor, room)?;
+            if batch.is_empty() {
+                break;
+            }
+            for stored in batch {
+                if full(claims, out) {
+                    return Ok(());
+                }
+                claims.cursor = stored.seq;
+                if stored.standing() != Standing::Fresh || claims.excluded(stored.seq) {
+                    continue;
+                }
+                if let Some(keys) = claims.keys.as_mut()
+                    && !keys.admit(stored.seq, &stored.event.body)
+                {
+                    continue;
+                }
+                out.push(claims.lease(stored, request.lease_until_ms));
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells every subscriber that something may be claimable.
+    fn wake(&self) {
+        notify(&self.wakers);
+    }
+}
+
+/// Forwards the tables' wake-ups until the subscribers' list is gone.
+fn forward_wakeups(applied: &Receiver<()>, wakers: &Weak<Wakers>) {
+    loop {
+        match applied.recv_timeout(Duration::from_secs(1)) {
+            Ok(()) => match wakers.upgrade() {
+                Some(wakers) => notify(&wakers),
+                None => return,
+            },
+            Err(RecvTimeoutError::Timeout) if wakers.strong_count() > 0 => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn notify(wakers: &Wakers) {
+    lock(wakers).retain(|w| !matches!(w.try_send(()), Err(TrySendError::Disconnected(()))));
+}
+
+impl<T: Tables> Backend for Local<T> {
+    fn insert(&self, event: NewEvent<'_>) -> Result<Insert, StoreError> {
+        self.tables.insert(event)
+    }
+
+    fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, StoreError> {
+        let mut claims = lock(&self.claims);
+        self.settle(&mut claims);
+        claims.expire(request.now_ms);
+        match (request.ordering, claims.keys.as_ref()) {
+            (Some(pointer), Some(keys)) if keys.pointer() == pointer => {}
+            (Some(pointer), _) => claims.keys = Some(Keys::new(pointer)),
+            (None, _) => claims.keys = None,
+        }
+        self.prime_keys(&mut claims)?;
+        let mut out = Vec::new();
+        self.take_ready(&mut claims, request, &mut out)?;
+        self.take_due(&mut claims, request, &mut out)?;
+        self.take_fresh(&mut claims, request, &mut out)?;
+        Ok(out)
+    }
+
+    fn heartbeat(&self, held: &[(u64, Token)], until_ms: i64) -> Result<Vec<bool>, StoreError> {
+        let mut claims = lock(&self.claims);
+        Ok(held
+            .iter()
+            .map(|&(seq, token)| match claims.leases.get_mut(&seq) {
+                Some(lease) if lease.token == token => {
+                    lease.until_ms = lease.until_ms.max(until_ms);
+                    true
+                }
+                _ => false,
+            })
+            .collect())
+    }
+
+    fn finish(&self, outcomes: &[Finish]) -> Result<Vec<bool>, StoreError> {
+        let mut claims = lock(&self.claims);
+        let mut recorded = vec![false; outcomes.len()];
+        let mut changes = Vec::new();
+        for (i, finish) in outcomes.iter().enumerate() {
+            let Some(lease) = claims.leases.get(&finish.seq).copied() else {
+                continue;
+            };
+            if lease.token != finish.token {
+                continue;
+            }
+            recorded[i] = true;
+            let (seq, was) = (finish.seq, lease.standing);
+            match &finish.outcome {
+                Outcome::Forget => changes.push(Change::Forget { seq, was }),
+                Outcome::Progress(progress) | Outcome::Attempt(progress) => {
+                    changes.push(Change::Progress {
+                        seq,
+                        was,
+                        progress: progress.clone(),
+                    });
+                }
+                Outcome::Keep | Outcome::Release => {}
+            }
+        }
+        // One write for the batch; on failure nothing changed, the claims included.
+        let lsn = self.tables.record(&changes)?;
+        let mut settled = Vec::new();
+        for (finish, _) in outcomes.iter().zip(&recorded).filter(|(_, r)| **r) {
+            let seq = finish.seq;
+            match &finish.outcome {
+                Outcome::Forget => {
+                    claims.leases.remove(&seq);
+                    if let Some(keys) = claims.keys.as_mut() {
+                        keys.finished(seq);
+                    }
+                    settled.push(seq);
+                }
+                Outcome::Progress(progress) => {
+                    claims.leases.remove(&seq);
+                    if progress.dead_at_ms.is_some()
+                        && let Some(keys) = claims.keys.as_mut()
+                    {
+                        keys.finished(seq);
+                    }
+                    settled.push(seq);
+                }
+                Outcome::Attempt(progress) => {
+                    if let Some(lease) = claims.leases.get_mut(&seq) {
+                        lease.standing = Standing::of(Some(progress));
+                    }
+                }
+                Outcome::Keep => {
+                    if let Some(lease) = claims.leases.get_mut(&seq) {
+                        lease.kept = true;
+                    }
+                    if let Some(keys) = claims.keys.as_mut() {
+                        keys.finished(seq);
+                    }
+                }
+                Outcome::Release => {
+                    if let Some(lease) = claims.leases.remove(&seq)
+                        && lease.standing == Standing::Fresh
+                    {
+                        claims.rewind(seq);
+                    }
+                }
+            }
+        }
+        if !settled.is_empty() {
+            claims.hidden.extend(settled.iter().copied());
+            claims.settling.push_back((lsn, settled));
+        }
+        drop(claims);
+        self.wake();
+        Ok(recorded)
+    }
+
+    fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        let claims = lock(&self.claims);
+        self.tables.next_due(&|seq| claims.excluded(seq))
+    }
+
+    fn subscribe(&self) -> Receiver<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        lock(&self.wakers).push(tx);
+        rx
+    }
+
+    fn list(&self, filter: &Filter, after: u64, limit: usize) -> Result<Listing, StoreError> {
+        operators::list(self.tables.as_ref(), filter, after, limit)
+    }
+
+    fn event(&self, source: Option<&str>, id: &str) -> Result<Option<Stored>, StoreError> {
+        operators::event(self.tables.as_ref(), source, id)
+    }
+
+    fn change_dead(
+        &self,
+        which: &DeadSelection<'_>,
+        change: DeadChange,
+    ) -> Result<Changed, StoreError> {
+        let _one_at_a_time = lock(&self.operator);
+        let changed = operators::change_dead(self.tables.as_ref(), which, change)?;
+        if changed.done > 0 {
+            self.wake();
+        }
+        Ok(changed)
+    }
+
+    fn counts(&self) -> StoreCounts {
+        self.tables.counts()
+    }
+
+    fn oldest_pending(&self) -> Result<Option<SystemTime>, StoreError> {
+        self.tables.oldest_pending()
+    }
+
+    fn collect_expired(&self, now: SystemTime) -> Result<usize, StoreError> {
+        self.tables.collect_expired(now)
+    }
+
+    fn stats(&self) -> BackendStats {
+        self.tables.stats()
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        let closed = self.tables.close();
+        lock(&self.wakers).clear();
+        closed
+    }
+}

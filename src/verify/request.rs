@@ -7,7 +7,8 @@ use crate::headers::HeaderSource;
 use crate::scheme::{Algorithm, Scheme, TimestampSource};
 
 /// The most signature entries one request may carry, whatever
-/// [`VerifierBuilder::max_signatures`] says: the candidates live on the stack.
+/// [`VerifierBuilder::max_signatures`](super::VerifierBuilder::max_signatures)
+/// says: the candidates live on the stack.
 pub(super) const SIGNATURE_SLOTS: usize = 16;
 
 /// What the one pass over the signature headers found: the entries to check

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-/// A delivery whose signature has been checked. Only [`Verifier::verify`] makes
-/// one, so holding a `Verified` proves the check happened.
+/// A delivery whose signature has been checked. Only
+/// [`Verifier::verify`](super::Verifier::verify) makes one, so holding a
+/// `Verified` proves the check happened.
 ///
 /// ```
 /// use webhook_inbox::{Scheme, Signer, Verifier};
@@ -32,7 +33,7 @@ impl<'a> Verified<'a> {
     /// (Standard Webhooks, Bluum). GitHub's `X-GitHub-Delivery` and Shopify's
     /// `X-Shopify-Event-Id` are not signed: anyone holding a genuine delivery
     /// can resend it with another value here, which is why the inbox never
-    /// deduplicates on them (see [`Scheme::dedup_on`]).
+    /// deduplicates on them (see [`Scheme::dedup_on`](crate::Scheme::dedup_on)).
     ///
     /// ```
     /// use webhook_inbox::{Scheme, Signer, Verifier};

@@ -4,6 +4,7 @@ use base64::Engine;
 
 use super::BASE64_LENIENT;
 
+/// How a configured secret string becomes the HMAC key.
 ///
 /// ```
 /// use webhook_inbox::KeyFormat;

@@ -43,6 +43,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod body_view;
 mod metrics;
 mod pages;
 mod text;

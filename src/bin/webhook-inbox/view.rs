@@ -9,6 +9,11 @@ use webhook_inbox::{EventState, StoredEvent};
 
 use crate::time;
 
+// The dashboard's file, compiled in here too: one way to show a body.
+#[path = "../../admin/body_view.rs"]
+mod body_view;
+use body_view::{hex_dump, reindent};
+
 /// The last recorded error, if any.
 pub fn last_error(e: &StoredEvent) -> Option<&str> {
     e.errors.last().map(|a| a.error.as_str())
@@ -71,7 +76,7 @@ pub fn body_text(body: &[u8]) -> (&'static str, String) {
     if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
         && let Ok(text) = std::str::from_utf8(body)
     {
-        return ("JSON", reindent(text));
+        return ("JSON", escape_json_controls(&reindent(text)));
     }
     match std::str::from_utf8(body) {
         Ok(text) => ("text", escape_text(text)),
@@ -79,69 +84,17 @@ pub fn body_text(body: &[u8]) -> (&'static str, String) {
     }
 }
 
-/// Re-indents valid JSON text, two spaces per level, keeping the sender's
-/// key order and every number and string exactly as sent (parsing into a
-/// `serde_json::Value` would sort keys and could round numbers). Control
-/// characters inside strings are written as `\uXXXX` escapes, so the output is
-/// terminal-safe.
-fn reindent(json: &str) -> String {
-    let mut out = String::with_capacity(json.len() * 2);
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        out.push_str(&"  ".repeat(depth));
-    };
-    let mut chars = json.chars().peekable();
-    while let Some(c) = chars.next() {
-        if in_string {
-            if c.is_control() {
-                // DEL and C1 controls (U+009B starts a terminal escape) may
-                // occur raw in valid JSON strings: write them escaped.
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
-            } else {
-                out.push(c);
-            }
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_string = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                out.push(c);
-                // Skip whitespace to see whether the container is empty.
-                while chars.peek().is_some_and(|n| n.is_ascii_whitespace()) {
-                    chars.next();
-                }
-                if matches!(chars.peek(), Some('}' | ']')) {
-                    out.extend(chars.next());
-                } else {
-                    depth += 1;
-                    newline(&mut out, depth);
-                }
-            }
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                newline(&mut out, depth);
-                out.push(c);
-            }
-            ',' => {
-                out.push(c);
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            c if c.is_ascii_whitespace() => {}
-            c => out.push(c),
+/// Raw DEL and C1 controls, which valid JSON may hold inside strings
+/// (U+009B starts a terminal escape), written as `\uXXXX` escapes: the text
+/// stays the same JSON and is terminal-safe. The re-indenter writes no other
+/// control than its newlines.
+fn escape_json_controls(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_control() && c != '\n' {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
         }
     }
     out
@@ -156,35 +109,6 @@ fn escape_text(text: &str) -> String {
         } else {
             out.push(c);
         }
-    }
-    out
-}
-
-/// `00000000  ff fe 00 62 …  |...b|`, 16 bytes a line.
-fn hex_dump(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for (i, chunk) in bytes.chunks(16).enumerate() {
-        let _ = write!(out, "{:08x} ", i * 16);
-        for j in 0..16 {
-            if j % 8 == 0 {
-                out.push(' ');
-            }
-            match chunk.get(j) {
-                Some(b) => {
-                    let _ = write!(out, "{b:02x} ");
-                }
-                None => out.push_str("   "),
-            }
-        }
-        out.push_str(" |");
-        out.extend(chunk.iter().map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                char::from(b)
-            } else {
-                '.'
-            }
-        }));
-        out.push_str("|\n");
     }
     out
 }
@@ -218,6 +142,23 @@ mod tests {
         assert!(text.contains("\\u009b31m\\u007f"), "{text:?}");
         let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed, serde_json::from_str::<Value>(body).unwrap());
+    }
+
+    #[test]
+    fn deep_json_is_indented_at_most_64_levels() {
+        // Unbounded indentation grows with the square of the depth: 2,000
+        // levels gave 8 MB; capped, each line is at most 64 levels deep.
+        let depth = 2_000;
+        let body = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let (kind, text) = body_text(body.as_bytes());
+        assert_eq!(kind, "JSON");
+        assert!(
+            text.lines().all(|l| l.len() <= 2 * 64 + 2),
+            "a line too deep"
+        );
+        assert_eq!(text.lines().count(), 2 * depth - 1);
+        assert!(text.len() < 2 * depth * 140, "{}", text.len());
+        assert_eq!(text.replace([' ', '\n'], ""), body);
     }
 
     #[test]

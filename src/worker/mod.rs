@@ -10,6 +10,7 @@
 
 mod ordering;
 mod scheduler;
+pub(crate) mod trace;
 
 use std::fmt;
 use std::sync::Arc;

@@ -20,7 +20,8 @@ use ::axum::extract::State;
 use ::axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use ::axum::response::{IntoResponse, Response};
 
-use crate::ingest::{Ingestor, Reply};
+use crate::ingest::Ingestor;
+use crate::outcome::Reply;
 
 /// The axum handler for a webhook route: ingests the delivery with the
 /// route's [`Ingestor`] and answers 200 (`accepted` or `duplicate`, durable

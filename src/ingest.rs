@@ -1,22 +1,23 @@
 //! `Ingestor::ingest`: verify, deduplicate and persist in one call, durable before it returns.
 
+mod trace;
+
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{ConfigError, VerifyError};
 use crate::headers::HeaderSource;
-use crate::identity::{self, EventProblem};
+use crate::identity;
 use crate::inbox::Inbox;
-use crate::store::{Insert, NewEvent, StoreError};
+use crate::limits::MAX_BODY_LIMIT;
+use crate::outcome::{IngestError, Ingested};
+use crate::stats::Counters;
+use crate::store::{Insert, NewEvent};
 use crate::verify::Verifier;
 
 /// The default largest body accepted: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
-/// The largest `max_body` an ingestor accepts: 64 MiB (the log's frames are bounded).
-pub const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
-/// What an overloaded or failing inbox asks the sender to wait before retrying.
-pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Receives deliveries from one provider (or endpoint) into an [`Inbox`].
 ///
@@ -55,7 +56,7 @@ struct IngestorInner {
     source: String,
     max_body: usize,
     /// Keeps a flood of refusals from filling the logs (feature `tracing`).
-    refusals: crate::trace::RefusalLimiter,
+    refusals: trace::RefusalLimiter,
 }
 
 /// Builds an [`Ingestor`]; see [`Inbox::ingestor`].
@@ -82,8 +83,27 @@ pub struct IngestorBuilder {
     max_body: usize,
 }
 
+impl Inbox {
+    /// An ingestor that verifies deliveries with `verifier` and stores them in
+    /// this inbox, under the scheme's name as source unless renamed.
+    ///
+    /// ```
+    /// use webhook_inbox::{Inbox, Scheme, Verifier};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("inbox-ingestor-{}", std::process::id()));
+    /// let inbox = Inbox::open(&dir)?;
+    /// let github = inbox.ingestor(Verifier::new(Scheme::github(), ["s3cret"])?).build()?;
+    /// assert_eq!(github.source(), "github");
+    /// # drop(github); inbox.close()?; std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ingestor(&self, verifier: Verifier) -> IngestorBuilder {
+        IngestorBuilder::new(self.clone(), verifier)
+    }
+}
+
 impl IngestorBuilder {
-    pub(crate) fn new(inbox: Inbox, verifier: Verifier) -> Self {
+    fn new(inbox: Inbox, verifier: Verifier) -> Self {
         Self {
             inbox,
             verifier,
@@ -172,196 +192,9 @@ impl IngestorBuilder {
                 verifier: self.verifier,
                 source,
                 max_body: self.max_body,
-                refusals: crate::trace::RefusalLimiter::new(),
+                refusals: trace::RefusalLimiter::new(),
             }),
         })
-    }
-}
-
-/// A delivery that was taken in: answer 200 either way.
-///
-/// ```
-/// use webhook_inbox::Ingested;
-///
-/// let dup = Ingested::Duplicate { id: "evt_1".into() };
-/// assert_eq!((dup.id(), dup.status()), ("evt_1", 200));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ingested {
-    /// Stored for the first time, durably; `seq` orders it among all events.
-    Accepted {
-        /// The event id (from a header, a JSON field, or `sha256:` of the body).
-        id: String,
-        /// The store's sequence number for the event.
-        seq: u64,
-    },
-    /// Already stored: nothing was written.
-    Duplicate {
-        /// The event id.
-        id: String,
-    },
-}
-
-impl Ingested {
-    /// The event id.
-    ///
-    /// ```
-    /// use webhook_inbox::Ingested;
-    ///
-    /// assert_eq!(Ingested::Accepted { id: "a".into(), seq: 1 }.id(), "a");
-    /// ```
-    pub fn id(&self) -> &str {
-        match self {
-            Self::Accepted { id, .. } | Self::Duplicate { id } => id,
-        }
-    }
-
-    /// Always 200: a duplicate is acknowledged like the original so the sender stops retrying.
-    ///
-    /// ```
-    /// use webhook_inbox::Ingested;
-    ///
-    /// assert_eq!(Ingested::Accepted { id: "a".into(), seq: 1 }.status(), 200);
-    /// ```
-    pub fn status(&self) -> u16 {
-        200
-    }
-}
-
-/// Why a delivery was not taken in. Nothing was stored.
-///
-/// ```
-/// use webhook_inbox::IngestError;
-///
-/// let e = IngestError::TooLarge { len: 2_000_000, limit: 1_048_576 };
-/// assert_eq!(e.status(), 413);
-/// assert_eq!(e.retry_after(), None);
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IngestError {
-    /// The body is over the limit (413).
-    #[error("body is {len} bytes, the limit is {limit}")]
-    TooLarge {
-        /// The body's length.
-        len: usize,
-        /// The configured limit.
-        limit: usize,
-    },
-    /// The delivery failed verification (400 malformed, 401 not authentic).
-    #[error(transparent)]
-    Rejected(#[from] VerifyError),
-    /// The delivery is genuine but its id or type cannot be read (400).
-    #[error(transparent)]
-    MalformedEvent(#[from] EventProblem),
-    /// Too many events are pending (503, retry later).
-    #[error("overloaded: {pending} events pending, the limit is {limit}")]
-    Overloaded {
-        /// Events pending now.
-        pending: u64,
-        /// The configured bound.
-        limit: u64,
-    },
-    /// The store failed (503, retry later).
-    #[error(transparent)]
-    Storage(#[from] StoreError),
-}
-
-impl IngestError {
-    /// The HTTP status to answer with.
-    ///
-    /// ```
-    /// use webhook_inbox::{IngestError, StoreError};
-    ///
-    /// assert_eq!(IngestError::Storage(StoreError::Closed).status(), 503);
-    /// ```
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::TooLarge { .. } => 413,
-            Self::Rejected(e) => e.status(),
-            Self::MalformedEvent(_) => 400,
-            Self::Overloaded { .. } | Self::Storage(_) => 503,
-        }
-    }
-
-    /// For 503 answers, how long the sender should wait (the `Retry-After` header).
-    ///
-    /// ```
-    /// use webhook_inbox::IngestError;
-    ///
-    /// let e = IngestError::Overloaded { pending: 10, limit: 10 };
-    /// assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(30)));
-    /// ```
-    pub fn retry_after(&self) -> Option<Duration> {
-        (self.status() == 503).then_some(RETRY_AFTER)
-    }
-}
-
-/// The HTTP answer for an `ingest` outcome, for any framework: status, an
-/// optional `Retry-After` in seconds, and a short plain-text body. The body
-/// never says more than the sender needs (no key counts, no internals).
-///
-/// ```
-/// use webhook_inbox::{Ingested, Reply};
-///
-/// let reply = Reply::from(&Ok(Ingested::Duplicate { id: "evt_1".into() }));
-/// assert_eq!((reply.status, reply.retry_after_secs, reply.body.as_str()), (200, None, "duplicate"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Reply {
-    /// The HTTP status code.
-    pub status: u16,
-    /// Seconds for a `Retry-After` header, on 503.
-    pub retry_after_secs: Option<u64>,
-    /// A short plain-text body.
-    pub body: String,
-}
-
-impl Reply {
-    /// 503 with `Retry-After`, the answer `ingest` gives when the store
-    /// failed: for the failures your HTTP layer has before `ingest` gets to
-    /// answer (a blocking task that could not run, a body that could not be read).
-    ///
-    /// ```
-    /// use webhook_inbox::Reply;
-    ///
-    /// let r = Reply::unavailable();
-    /// assert_eq!((r.status, r.retry_after_secs), (503, Some(webhook_inbox::RETRY_AFTER.as_secs())));
-    /// ```
-    pub fn unavailable() -> Self {
-        Self {
-            status: 503,
-            retry_after_secs: Some(RETRY_AFTER.as_secs()),
-            body: "temporarily unavailable".to_owned(),
-        }
-    }
-}
-
-impl From<&Result<Ingested, IngestError>> for Reply {
-    fn from(outcome: &Result<Ingested, IngestError>) -> Self {
-        match outcome {
-            Ok(ok) => Self {
-                status: ok.status(),
-                retry_after_secs: None,
-                body: match ok {
-                    Ingested::Accepted { .. } => "accepted",
-                    Ingested::Duplicate { .. } => "duplicate",
-                }
-                .to_owned(),
-            },
-            Err(e) => Self {
-                status: e.status(),
-                retry_after_secs: e.retry_after().map(|d| d.as_secs()),
-                body: match e {
-                    IngestError::Rejected(VerifyError::NoMatchingSignature { .. }) => {
-                        "invalid signature".to_owned()
-                    }
-                    IngestError::Storage(_) => Self::unavailable().body,
-                    other => other.to_string(),
-                },
-            },
-        }
     }
 }
 
@@ -398,7 +231,7 @@ impl Ingestor {
         if let Some(instruments) = inner.inbox.inner().instruments.get() {
             instruments.delivery(&inner.source, &outcome, started.elapsed());
         }
-        crate::trace::ingested(
+        trace::ingested(
             &inner.source,
             &inner.refusals,
             &*inner.inbox.inner().clock,
@@ -493,5 +326,29 @@ impl fmt::Debug for Ingestor {
             .field("verifier", &self.inner.verifier)
             .field("max_body", &self.inner.max_body)
             .finish_non_exhaustive()
+    }
+}
+
+impl Counters {
+    /// Counts one delivery and its outcome.
+    pub(crate) fn record(&self, outcome: &Result<Ingested, IngestError>) {
+        let bump = |a: &AtomicU64| a.fetch_add(1, Ordering::Relaxed);
+        bump(&self.received);
+        match outcome {
+            Ok(Ingested::Accepted { .. }) => bump(&self.accepted),
+            Ok(Ingested::Duplicate { .. }) => bump(&self.duplicates),
+            Err(IngestError::Rejected(e)) => bump(match e {
+                VerifyError::MissingHeader { .. } => &self.missing_header,
+                VerifyError::TimestampTooOld { .. } | VerifyError::TimestampInFuture { .. } => {
+                    &self.stale_timestamp
+                }
+                VerifyError::NoMatchingSignature { .. } => &self.bad_signature,
+                _ => &self.malformed_header,
+            }),
+            Err(IngestError::MalformedEvent(_)) => bump(&self.malformed_event),
+            Err(IngestError::TooLarge { .. }) => bump(&self.too_large),
+            Err(IngestError::Overloaded { .. }) => bump(&self.overloaded),
+            Err(_) => bump(&self.storage),
+        };
     }
 }

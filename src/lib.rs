@@ -182,14 +182,16 @@ mod headers;
 mod identity;
 mod inbox;
 mod ingest;
+mod limits;
+mod outcome;
 mod pattern;
 mod router;
 mod scheme;
 mod secret;
 mod sign;
+mod stats;
 mod store;
 mod sync;
-mod trace;
 mod verify;
 mod worker;
 
@@ -204,19 +206,18 @@ pub use format::{SignatureEntries, SignatureEntry, SignatureFormat};
 pub use headers::HeaderSource;
 pub use identity::{EventProblem, MAX_ID_LEN, MAX_TYPE_LEN};
 pub use inbox::{
-    DEFAULT_CACHE_BYTES, DEFAULT_MAX_PENDING, DEFAULT_RETENTION, FsyncStats, Inbox, InboxBuilder,
-    OpenError, Rejections, Stats,
+    DEFAULT_CACHE_BYTES, DEFAULT_MAX_PENDING, DEFAULT_RETENTION, Inbox, InboxBuilder, OpenError,
 };
-pub use ingest::{
-    DEFAULT_MAX_BODY, IngestError, Ingested, Ingestor, IngestorBuilder, MAX_BODY_LIMIT,
-    RETRY_AFTER, Reply,
-};
+pub use ingest::{DEFAULT_MAX_BODY, Ingestor, IngestorBuilder};
+pub use limits::MAX_BODY_LIMIT;
+pub use outcome::{IngestError, Ingested, RETRY_AFTER, Reply};
 pub use router::{
     Dispatch, Event, HandlerError, HandlerResult, Router, RouterBuilder, UnknownTypes,
 };
 pub use scheme::{Algorithm, DedupOn, Encoding, KeyFormat, Scheme};
 pub use secret::Secret;
 pub use sign::Signer;
+pub use stats::{FsyncStats, Rejections, Stats};
 pub use store::{Durability, StoreError};
 pub use verify::{
     DEFAULT_MAX_HEADER_LEN, DEFAULT_MAX_SIGNATURES, DEFAULT_TOLERANCE, Verified, Verifier,

@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 
 use crate::VerifyError;
 use crate::inbox::{HandlerOutcome, Inbox, InboxInner, Instruments};
-use crate::ingest::{IngestError, Ingested};
+use crate::outcome::{IngestError, Ingested};
 
 /// Why deliveries are refused, in the order of [`Series`]'s refusal counts.
 pub(crate) const REASONS: [&str; 8] = [

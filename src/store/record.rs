@@ -425,7 +425,7 @@ mod tests {
             assert_eq!(decode_event(&encode_event(&record)), Ok(record), "{count}");
         }
         let big = EventRecord {
-            body: vec![b'x'; crate::ingest::MAX_BODY_LIMIT],
+            body: vec![b'x'; crate::limits::MAX_BODY_LIMIT],
             ..sample_record()
         };
         assert_eq!(

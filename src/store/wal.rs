@@ -40,7 +40,7 @@ const BATCH_START: u32 = 1 << 31;
 /// No single record may exceed this: the largest body an ingestor takes plus
 /// room for the record's other fields. A damaged length past it is not even
 /// allocated for.
-const MAX_FRAME: usize = crate::ingest::MAX_BODY_LIMIT + 1024 * 1024;
+const MAX_FRAME: usize = crate::limits::MAX_BODY_LIMIT + 1024 * 1024;
 /// Mode of every file the store creates: bodies and signature headers are private.
 pub(crate) const FILE_MODE: u32 = 0o600;
 /// Mode of every directory the store creates.

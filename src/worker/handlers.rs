@@ -160,7 +160,7 @@ fn handler_loop(
             h.handler_started();
             Instant::now()
         });
-        let result = crate::trace::handling(&job.event, || router.dispatch(&job.event));
+        let result = super::trace::handling(&job.event, || router.dispatch(&job.event));
         if let (Some(h), Some(started)) = (hooks, started) {
             super::instrument(h.as_ref(), router, &job.event, &result, started.elapsed());
         }

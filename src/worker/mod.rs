@@ -12,6 +12,7 @@ mod config;
 mod decide;
 mod handlers;
 mod scheduler;
+pub(crate) mod trace;
 
 pub use config::WorkerConfig;
 

@@ -373,7 +373,7 @@ impl Scheduler {
     /// Passes a report to the observer; a panic in it is caught (the
     /// scheduler must go on).
     fn tell(&self, event: &Event, report: &Report) {
-        crate::trace::reported(event, report);
+        super::trace::reported(event, report);
         if let Some(observer) = &self.config.observer {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 observer(event, report);

@@ -77,7 +77,9 @@ pub(crate) async fn overview(
         return page.failure(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
     let now = SystemTime::now();
-    shared.metrics.tick(now, stats.fsync.map(|f| f.p99).unwrap_or_default());
+    shared
+        .metrics
+        .tick(now, stats.fsync.map(|f| f.p99).unwrap_or_default());
     let (series, fsync) = shared.metrics.last_hour(now);
 
     let mut out = String::with_capacity(16 * 1024);

@@ -1,28 +1,21 @@
-//! `tracing` spans and events (feature `tracing`); without the feature every
-//! function here is an empty inline and costs nothing.
+//! `tracing` events for ingest outcomes (feature `tracing`); without the
+//! feature every function here is an empty inline and costs nothing.
 //!
-//! - `webhook_inbox::ingest` events: one per delivery, `debug` when accepted
-//!   or a duplicate, `error` when the store failed. A refusal (with its
-//!   reason and the status answered) is a `warn` at most once per
-//!   10 s per ingestor and kind of refusal (`kind`), carrying how
-//!   many of that kind were `suppressed` (logged at `debug`) since the last
-//!   warn; every other refusal is a `debug` line. Unauthenticated senders
-//!   cause refusals, so a flood of them cannot fill the logs; the exact
-//!   counts are in [`Inbox::stats`](crate::Inbox::stats).
-//! - A `webhook_inbox.handle` span around every handler run (fields `source`,
-//!   `id`, `event_type`, `attempt`, `seq`), so your handler's own events carry
-//!   the event they belong to.
-//! - `webhook_inbox::worker` events for each recorded outcome: `debug`
-//!   handled or skipped, `warn` retrying or slow, `error` dead-lettered.
+//! `webhook_inbox::ingest` events: one per delivery, `debug` when accepted
+//! or a duplicate, `error` when the store failed. A refusal (with its
+//! reason and the status answered) is a `warn` at most once per
+//! 10 s per ingestor and kind of refusal (`kind`), carrying how
+//! many of that kind were `suppressed` (logged at `debug`) since the last
+//! warn; every other refusal is a `debug` line. Unauthenticated senders
+//! cause refusals, so a flood of them cannot fill the logs; the exact
+//! counts are in [`Inbox::stats`](crate::Inbox::stats).
 
 use std::time::Duration;
 
 use crate::clock::Clock;
 #[cfg(feature = "tracing")]
 use crate::error::VerifyError;
-use crate::ingest::{IngestError, Ingested};
-use crate::router::Event;
-use crate::worker::Report;
+use crate::outcome::{IngestError, Ingested};
 
 /// The shortest time between two `warn` lines for one kind of refusal, per
 /// ingestor.
@@ -161,63 +154,3 @@ pub(crate) fn ingested(
     _: Duration,
 ) {
 }
-
-/// Runs `run` (a handler attempt) inside a `webhook_inbox.handle` span.
-#[cfg(feature = "tracing")]
-pub(crate) fn handling<T>(event: &Event, run: impl FnOnce() -> T) -> T {
-    tracing::info_span!(
-        "webhook_inbox.handle",
-        source = event.source(),
-        id = event.id(),
-        event_type = event.event_type(),
-        attempt = event.attempt(),
-        seq = event.seq(),
-    )
-    .in_scope(run)
-}
-
-#[cfg(not(feature = "tracing"))]
-#[inline(always)]
-pub(crate) fn handling<T>(_: &Event, run: impl FnOnce() -> T) -> T {
-    run()
-}
-
-/// Reports a recorded outcome (or a slow handler).
-#[cfg(feature = "tracing")]
-pub(crate) fn reported(event: &Event, report: &Report) {
-    let (id, event_type, attempt) = (event.id(), event.event_type(), event.attempt());
-    match report {
-        Report::Handled => {
-            tracing::debug!(target: "webhook_inbox::worker", id, event_type, attempt, "handled");
-        }
-        Report::Skipped => {
-            tracing::debug!(target: "webhook_inbox::worker", id, event_type, "no handler: completed");
-        }
-        Report::Kept => {
-            tracing::debug!(target: "webhook_inbox::worker", id, event_type, "no handler: kept pending");
-        }
-        Report::Retrying {
-            attempt,
-            next_attempt,
-            error,
-        } => {
-            // The worker's clock may be injected: log the due time, not "in N s".
-            let next_attempt_unix_ms = crate::clock::unix_millis(*next_attempt);
-            tracing::warn!(target: "webhook_inbox::worker", id, event_type, attempt, next_attempt_unix_ms, error = error.as_str(), "retrying");
-        }
-        Report::DeadLettered { attempt, error } => {
-            tracing::error!(target: "webhook_inbox::worker", id, event_type, attempt, error = error.as_str(), "dead-lettered");
-        }
-        Report::Slow { running_for } => {
-            let running_secs = running_for.as_secs();
-            tracing::warn!(target: "webhook_inbox::worker", id, event_type, attempt, running_secs, "slow handler");
-        }
-        Report::LeaseLost { attempt } => {
-            tracing::warn!(target: "webhook_inbox::worker", id, event_type, attempt, "outcome refused: the lease had run out and another worker claimed the event");
-        }
-    }
-}
-
-#[cfg(not(feature = "tracing"))]
-#[inline(always)]
-pub(crate) fn reported(_: &Event, _: &Report) {}

@@ -176,7 +176,7 @@ impl InboxBuilder {
                 OpenFailure::InUse => OpenError::InUse { path },
                 OpenFailure::NotFound => OpenError::NotFound { path },
                 OpenFailure::NotAStore => OpenError::NotAStore { path },
-                OpenFailure::Io(source) => OpenError::Io { path, source },
+                OpenFailure::Io(error) => OpenError::Io { path, error },
                 OpenFailure::Corrupt(detail) => OpenError::Corrupt { path, detail },
             }
         })?;
@@ -236,12 +236,12 @@ pub enum OpenError {
         path: PathBuf,
     },
     /// The directory could not be created, read or written.
-    #[error("cannot open the store at {}: {source}", path.display())]
+    #[error("cannot open the store at {}: {error}", path.display())]
     Io {
         /// The store's directory.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message too, so not a `source()`).
+        error: std::io::Error,
     },
     /// The directory holds data that is not a readable store.
     #[error("the store at {} is corrupt or not a webhook-inbox store: {detail}", path.display())]

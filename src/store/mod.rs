@@ -145,13 +145,21 @@ impl Stored {
 pub enum StoreError {
     /// Reading or writing the store's files failed (for example, the disk is full).
     #[error("storage I/O failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// Stored data could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The store has been shut down.
     #[error("the store is closed")]
     Closed,
+}
+
+// The cause is in the message, so it is not also given as `source()`:
+// printed with its chain, an error says each cause once.
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
 }
 
 impl From<sled::Error> for StoreError {

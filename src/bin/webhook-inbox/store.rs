@@ -99,7 +99,7 @@ pub fn open_failure(dir: &Path, err: &OpenError) -> Failure {
         OpenError::Corrupt { detail, .. } => format!(
             "the store at {path} cannot be read (corrupt, or not a webhook-inbox store): {detail}"
         ),
-        OpenError::Io { source, .. } => format!("cannot open the store at {path}: {source}"),
+        OpenError::Io { error, .. } => format!("cannot open the store at {path}: {error}"),
         other => other.to_string(),
     })
 }

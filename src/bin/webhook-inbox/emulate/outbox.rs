@@ -71,9 +71,22 @@ pub enum OutboxError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("the outbox refused the delivery: {0}")]
-    Ingest(#[from] webhook_inbox::IngestError),
+    Ingest(webhook_inbox::IngestError),
     #[error("the outbox failed: {0}")]
-    Store(#[from] webhook_inbox::OperatorError),
+    Store(webhook_inbox::OperatorError),
+}
+
+// Each cause is in the message, not also a `source()` (said once in a chain).
+impl From<webhook_inbox::IngestError> for OutboxError {
+    fn from(e: webhook_inbox::IngestError) -> Self {
+        Self::Ingest(e)
+    }
+}
+
+impl From<webhook_inbox::OperatorError> for OutboxError {
+    fn from(e: webhook_inbox::OperatorError) -> Self {
+        Self::Store(e)
+    }
 }
 
 pub struct Outbox {

@@ -74,11 +74,18 @@ pub struct Delivery {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("registry storage failed: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(sled::Error),
     #[error("registry record {0} is unreadable: {1}")]
     Corrupt(String, serde_json::Error),
     #[error("registry lock poisoned by a panic")]
     Poisoned,
+}
+
+// The cause is in the message, not also a `source()` (said once in a chain).
+impl From<sled::Error> for RegistryError {
+    fn from(e: sled::Error) -> Self {
+        Self::Storage(e)
+    }
 }
 
 /// Webhooks and deliveries, keyed by ids that sort in creation order.

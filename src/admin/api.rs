@@ -176,7 +176,11 @@ pub(crate) async fn events(
         let redact = |n: &str| shared2.redacts(n);
         if let Some(id) = filters.id() {
             // An id search is one index lookup, then the other filters.
-            let found = shared2.inbox.event(id).map_err(|e| store_error(&e))?;
+            let found = match given(&filters.source) {
+                Some(source) => shared2.inbox.event_from(source, id),
+                None => shared2.inbox.event(id),
+            }
+            .map_err(|e| store_error(&e))?;
             let found = found.filter(|e| {
                 filters.state().ok().flatten().is_none_or(|s| s == e.state)
                     && given(&filters.source).is_none_or(|s| s == e.source)
@@ -204,6 +208,8 @@ pub(crate) async fn events(
 #[derive(Debug, Deserialize)]
 pub(crate) struct IdParam {
     id: Option<String>,
+    /// The ingestor's source name, when several sources may share the id.
+    source: Option<String>,
 }
 
 pub(crate) async fn event(State(shared): State<Arc<Shared>>, Query(p): Query<IdParam>) -> Response {
@@ -211,7 +217,11 @@ pub(crate) async fn event(State(shared): State<Arc<Shared>>, Query(p): Query<IdP
         return error(StatusCode::BAD_REQUEST, "give the event id: ?id=");
     };
     let found = blocking(move || {
-        let found = shared.inbox.event(&id).map_err(|e| store_error(&e))?;
+        let found = match given(&p.source) {
+            Some(source) => shared.inbox.event_from(source, &id),
+            None => shared.inbox.event(&id),
+        }
+        .map_err(|e| store_error(&e))?;
         Ok(found.map(|e| event_json(&e, true, &|n: &str| shared.redacts(n))))
     })
     .await;

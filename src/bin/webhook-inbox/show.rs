@@ -15,9 +15,12 @@ use crate::{time, view};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The event id (as the sender set it). If several sources used it, the
-    /// latest accepted is shown.
+    /// latest accepted is shown, unless `--source` says which.
     #[arg(value_name = "ID")]
     id: String,
+    /// Only the event from this source (the ingestor's name, such as `bluum`).
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
     /// Print a JSON object (with `headers`, and `body` as text or base64) instead of text.
@@ -32,7 +35,9 @@ pub struct Args {
 /// Looks the event up and prints it; exit 1 when no stored event has the id.
 pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
     if let Some(remote) = remote {
-        let a = remote.get("/api/event", &[("id", args.id.clone())])?;
+        let mut query = vec![("id", args.id.clone())];
+        query.extend(args.source.clone().map(|s| ("source", s)));
+        let a = remote.get("/api/event", &query)?;
         if a.status == 404 {
             return Err(Failure::Rejected(format!(
                 "not found: no stored event has id `{}` at {} (never accepted, or \
@@ -56,7 +61,10 @@ pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
             common::print(&text(&shown, SystemTime::now()))
         };
     }
-    let (found, path) = args.store.with(|inbox| inbox.event(&args.id))?;
+    let (found, path) = args.store.with(|inbox| match &args.source {
+        Some(source) => inbox.event_from(source, &args.id),
+        None => inbox.event(&args.id),
+    })?;
     let event = found.ok_or_else(|| {
         Failure::Rejected(format!(
             "not found: no stored event has id `{}` in {} (never accepted, or \

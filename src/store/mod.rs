@@ -2,18 +2,18 @@
 //! [`Store`]; the embedded sled store implements it, and a shared backend can
 //! implement it later without touching them.
 
-pub(crate) mod compact;
 pub(crate) mod latency;
 pub(crate) mod record;
-pub(crate) mod sled_store;
-pub(crate) mod wal;
+pub(crate) mod sled;
 
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::Receiver;
 
+/// The sled backend under the name its callers import it by.
+pub(crate) use self::sled as sled_store;
+pub(crate) use self::sled::lock;
 pub(crate) use record::{EventRecord, Progress};
-pub(crate) use sled_store::lock;
 
 /// When `ingest` may return `Accepted`.
 ///
@@ -147,10 +147,10 @@ pub enum StoreError {
     Closed,
 }
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
+impl From<::sled::Error> for StoreError {
+    fn from(e: ::sled::Error) -> Self {
         match e {
-            sled::Error::Io(io) => Self::Io(io),
+            ::sled::Error::Io(io) => Self::Io(io),
             other => Self::Corrupt(other.to_string()),
         }
     }

@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::clock::{from_unix_millis, unix_millis};
 use crate::inbox::Inbox;
-use crate::store::{Change, Progress, Standing, StoreError, Stored, lock};
+use crate::store::{Change, Progress, Standing, StoreError, Stored};
+use crate::sync::lock;
 
 /// Events read from the store per step of a listing or a replay.
 const STEP: usize = 512;

@@ -188,6 +188,7 @@ mod scheme;
 mod secret;
 mod sign;
 mod store;
+mod sync;
 mod trace;
 mod verify;
 mod worker;

@@ -279,7 +279,7 @@ impl Metrics {
     /// Starts a new minute in the history when the clock passed into one.
     pub(crate) fn tick(&self, now: SystemTime, fsync_p99: Duration) {
         let minute = minute_of(now);
-        let mut history = crate::store::lock(&self.history);
+        let mut history = crate::sync::lock(&self.history);
         if history.back().is_some_and(|s| s.minute >= minute) {
             return;
         }
@@ -302,7 +302,7 @@ impl Metrics {
     ) -> ([[u64; MINUTES]; SERIES], [Duration; MINUTES]) {
         let live = self.totals();
         let now_minute = minute_of(now);
-        let history = crate::store::lock(&self.history);
+        let history = crate::sync::lock(&self.history);
         let at = |minute: u64| history.iter().find(|s| s.minute == minute);
         let mut values = [[0; MINUTES]; SERIES];
         let mut fsync = [Duration::ZERO; MINUTES];

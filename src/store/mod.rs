@@ -12,7 +12,6 @@ use crossbeam_channel::Receiver;
 
 /// The sled backend under the name its callers import it by.
 pub(crate) use self::sled as sled_store;
-pub(crate) use self::sled::lock;
 pub(crate) use record::{EventRecord, Progress};
 
 /// When `ingest` may return `Accepted`.

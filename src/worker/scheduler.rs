@@ -16,7 +16,8 @@ use crate::clock::{from_unix_millis, unix_millis};
 use crate::inbox::Inbox;
 use crate::pattern::Patterns;
 use crate::router::{Dispatch, Event, HandlerError, Router, UnknownTypes};
-use crate::store::{Change, Progress, Standing, Store, StoreError, Stored, lock};
+use crate::store::{Change, Progress, Standing, Store, StoreError, Stored};
+use crate::sync::lock;
 
 /// The longest the scheduler sleeps: a bound on how late a retry due by an
 /// injected clock, or a slow handler, is noticed. New events wake it at once.

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
+use super::Shared;
 use super::trees::{Applied, Trees, apply_batch};
 use super::wal::{self, Location, WalWriter};
-use super::{Shared, lock};
 use crate::store::{Durability, StoreError};
+use crate::sync::lock;
 
 /// How long the applier waits before trying a batch sled refused again.
 const APPLY_RETRY: Duration = Duration::from_millis(100);

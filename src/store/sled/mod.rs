@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -59,6 +59,7 @@ use super::{
     Change, Durability, Insert, NewEvent, Standing, Store, StoreCounts, StoreError, Stored,
 };
 use crate::clock::{Clock, unix_millis};
+use crate::sync::lock;
 
 pub(crate) use self::open::OpenFailure;
 
@@ -114,12 +115,6 @@ struct Shared {
     /// Test seam: the next log write fails as if the disk were full.
     #[cfg(test)]
     fail_next_write: AtomicBool,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks leaves consistent data (every critical
-    // section is a handful of field updates), so a poisoned lock is still usable.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for SledStore {

@@ -15,9 +15,10 @@ use super::commit::Core;
 use super::migrate::migrate;
 use super::trees::{Applied, Index, Trees, apply_batch, count_trees, stored_applied};
 use super::wal;
-use super::{Settings, Shared, SledStore, lock};
+use super::{Settings, Shared, SledStore};
 use crate::store::StoreCounts;
 use crate::store::latency::Latencies;
+use crate::sync::lock;
 
 /// The store's lock file (hidden, so it never makes a directory look foreign).
 const LOCK_FILE: &str = ".lock";

@@ -6,11 +6,12 @@ use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::Shared;
 use super::compact::{self, KIND_CARRY, KIND_MARKER};
 use super::wal::{self, Location};
-use super::{Shared, lock};
 use crate::store::record::{self, Progress};
 use crate::store::{Standing, StoreCounts, StoreError};
+use crate::sync::lock;
 
 /// An open sled database and its trees.
 pub(super) struct Index {

@@ -5,13 +5,14 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use super::Shared;
 use super::compact::{self, Holds};
 use super::trees::Applied;
 use super::wal;
-use super::{Shared, lock};
 use crate::clock::unix_millis;
 use crate::store::record;
 use crate::store::{Durability, StoreError};
+use crate::sync::lock;
 
 /// How often the background thread wakes (compaction, collection, buffered syncs).
 const TICK: Duration = Duration::from_millis(100);

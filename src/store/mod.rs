@@ -146,15 +146,6 @@ pub enum StoreError {
     Closed,
 }
 
-impl From<::sled::Error> for StoreError {
-    fn from(e: ::sled::Error) -> Self {
-        match e {
-            ::sled::Error::Io(io) => Self::Io(io),
-            other => Self::Corrupt(other.to_string()),
-        }
-    }
-}
-
 /// The persistence seam.
 pub(crate) trait Store: Send + Sync {
     /// Inserts `event` unless its (source, id) is already stored, atomically;

@@ -63,6 +63,16 @@ use crate::sync::lock;
 
 pub(crate) use self::open::OpenFailure;
 
+/// A sled failure as the store reports it: an I/O error as such, anything
+/// else as corruption. (A function, not a `From` impl: sled stays out of
+/// [`StoreError`]'s public impls.)
+fn store_error(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) => StoreError::Io(io),
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
 /// Settings of a sled store.
 #[derive(Clone)]
 pub(crate) struct Settings {
@@ -146,7 +156,7 @@ impl Store for SledStore {
         // purging them keeps `stats()` quick).
         let mut dead = trees.dead.iter().keys().peekable();
         for item in trees.events.iter() {
-            let (key, value) = item?;
+            let (key, value) = item.map_err(store_error)?;
             let mut is_dead = false;
             while let Some(next) = dead.peek() {
                 match next {
@@ -159,7 +169,7 @@ impl Store for SledStore {
                     }
                     Err(_) => {
                         if let Some(Err(e)) = dead.next() {
-                            return Err(e.into());
+                            return Err(store_error(e));
                         }
                     }
                 }
@@ -208,8 +218,9 @@ impl Store for SledStore {
         index
             .trees
             .meta
-            .insert(b"applied_lsn", &applied.to_be_bytes())?;
-        index.db.flush()?;
+            .insert(b"applied_lsn", &applied.to_be_bytes())
+            .map_err(store_error)?;
+        index.db.flush().map_err(store_error)?;
         sync_tree(&shared.path.join("sled"))?;
         write_clean(
             &shared.path,
@@ -382,7 +393,7 @@ impl Store for SledStore {
             return Ok(out);
         };
         for item in trees.events.range(from.to_be_bytes()..).take(limit) {
-            let (key, value) = item?;
+            let (key, value) = item.map_err(store_error)?;
             let seq = seq_of(&key)?;
             if let Some(event) = self.shared.load_event(trees, seq, &value)? {
                 out.push(Stored {
@@ -412,7 +423,7 @@ impl Store for SledStore {
             if out.len() >= limit {
                 break;
             }
-            let (key, _) = item?;
+            let (key, _) = item.map_err(store_error)?;
             let (Some(seq), Some(at)) = (record::due_seq(&key), record::due_at(&key)) else {
                 continue;
             };
@@ -435,7 +446,7 @@ impl Store for SledStore {
 
     fn next_due(&self, skip: &dyn Fn(u64) -> bool) -> Result<Option<i64>, StoreError> {
         for item in self.shared.index()?.trees.due.iter() {
-            let (key, _) = item?;
+            let (key, _) = item.map_err(store_error)?;
             if let (Some(seq), Some(at)) = (record::due_seq(&key), record::due_at(&key))
                 && !skip(seq)
             {
@@ -454,7 +465,7 @@ impl Store for SledStore {
             if out.len() >= limit {
                 break;
             }
-            let (key, _) = item?;
+            let (key, _) = item.map_err(store_error)?;
             if let Some(stored) = self.get(seq_of(&key)?)?
                 && stored.standing() == Standing::Dead
             {
@@ -466,7 +477,12 @@ impl Store for SledStore {
 
     fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError> {
         let index = self.shared.index()?;
-        let Some(value) = index.trees.events.get(seq.to_be_bytes())? else {
+        let Some(value) = index
+            .trees
+            .events
+            .get(seq.to_be_bytes())
+            .map_err(store_error)?
+        else {
             return Ok(None);
         };
         let Some(event) = self.shared.load_event(&index.trees, seq, &value)? else {
@@ -486,12 +502,12 @@ impl Store for SledStore {
         let mut seqs = Vec::new();
         let mut from: Vec<u8> = Vec::new();
         while let Some(item) = dedup.range(from.as_slice()..).next() {
-            let (key, _) = item?;
+            let (key, _) = item.map_err(store_error)?;
             let source = key.split(|&b| b == 0).next().unwrap_or_default();
             let mut wanted = source.to_vec();
             wanted.push(0);
             wanted.extend_from_slice(id.as_bytes());
-            if let Some(value) = dedup.get(&wanted)? {
+            if let Some(value) = dedup.get(&wanted).map_err(store_error)? {
                 seqs.extend(record::dedup_seq(&value));
             }
             from = source.to_vec();

@@ -48,11 +48,24 @@ impl From<std::io::Error> for OpenFailure {
 impl From<sled::Error> for OpenFailure {
     fn from(e: sled::Error) -> Self {
         match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Self::InUse,
             sled::Error::Io(io) => Self::Io(io),
             other => Self::Corrupt(other.to_string()),
         }
     }
+}
+
+/// Whether sled refused to open because the `flock` it takes on its own
+/// database file is held. sled 0.34 says so only in its error's text.
+///
+/// Our own lock (`.lock`, [`lock_store`]) is taken first, so no other open
+/// store holds sled's; but sled's file can outlive the store that held it
+/// for a moment: a closing store gives up `.lock` before its sled (the field
+/// order of `Shared`), and sled's I/O thread pool keeps the file open until
+/// its queued writes return, after the `Db` is dropped. An open in that
+/// moment (in this process, or in another one that got `.lock`) finds sled's
+/// lock busy: [`open_sled`] waits that out.
+pub(super) fn sled_lock_busy(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 /// What a directory holds, as far as opening a store there is concerned.
@@ -139,19 +152,20 @@ pub(super) fn open_sled(
         };
         Ok((db, trees))
     };
-    // sled's I/O threads may hold the database file (and its lock) for a
-    // moment after a store in this same process was closed: give them
-    // that moment before calling the directory in use.
+    // The store that held sled's lock last may keep it for a moment after it
+    // closed (see `sled_lock_busy`): give it that moment before calling the
+    // directory in use.
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     loop {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)) {
             Ok(Ok(opened)) => return Ok(opened),
-            Ok(Err(e)) => match OpenFailure::from(e) {
-                OpenFailure::InUse if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
+            Ok(Err(e)) if sled_lock_busy(&e) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(OpenFailure::InUse);
                 }
-                other => return Err(other),
-            },
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(Err(e)) => return Err(e.into()),
             Err(_) => return Err(OpenFailure::Corrupt("sled panicked while opening".into())),
         }
     }

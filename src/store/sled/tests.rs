@@ -471,3 +471,22 @@ fn a_clean_close_leaves_counts_the_next_open_trusts_only_if_current() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The one place sled's error text is matched: sled's own lock, held by a
+/// database still open, is recognised as such (a sled upgrade that words it
+/// differently fails here, not as a spurious "in use" race at run time).
+#[test]
+fn sled_s_own_lock_is_recognised_by_its_error() {
+    let dir = temp("sled-lock");
+    let config = sled::Config::new().path(&dir).flush_every_ms(None);
+    let first = config.open().unwrap();
+    let Err(e) = sled::Config::new().path(&dir).open() else {
+        panic!("a second open of a held sled succeeded");
+    };
+    assert!(super::open::sled_lock_busy(&e), "{e}");
+    assert!(!super::open::sled_lock_busy(&sled::Error::Io(
+        std::io::Error::other("disk full")
+    )));
+    drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+}

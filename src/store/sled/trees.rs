@@ -6,9 +6,9 @@ use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::Shared;
 use super::compact::{self, KIND_CARRY, KIND_MARKER};
 use super::wal::{self, Location};
+use super::{Shared, store_error};
 use crate::store::record::{self, Progress};
 use crate::store::{Standing, StoreCounts, StoreError};
 use crate::sync::lock;
@@ -374,7 +374,7 @@ impl Shared {
     ) -> Result<Option<record::EventRecord>, StoreError> {
         let bytes = match self.event_value(value) {
             Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                match trees.events.get(seq.to_be_bytes())? {
+                match trees.events.get(seq.to_be_bytes()).map_err(store_error)? {
                     Some(again) => self.event_value(&again)?,
                     None => return Ok(None),
                 }
@@ -403,7 +403,8 @@ impl Shared {
         self.index()?
             .trees
             .progress
-            .get(seq.to_be_bytes())?
+            .get(seq.to_be_bytes())
+            .map_err(store_error)?
             .map(|v| record::decode_progress(&v))
             .transpose()
             .map_err(StoreError::Corrupt)
@@ -415,7 +416,8 @@ impl Shared {
             .index()?
             .trees
             .dedup
-            .get(key)?
+            .get(key)
+            .map_err(store_error)?
             .map(|v| record::dedup_seq(&v).unwrap_or(0)))
     }
 

@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use super::Shared;
 use super::compact::{self, Holds};
 use super::trees::Applied;
 use super::wal;
+use super::{Shared, store_error};
 use crate::clock::unix_millis;
 use crate::store::record;
 use crate::store::{Durability, StoreError};
@@ -104,15 +104,15 @@ impl Shared {
                 continue;
             }
             let stored = if event {
-                trees.events.get(seq.to_be_bytes())?
+                trees.events.get(seq.to_be_bytes()).map_err(store_error)?
             } else {
                 None
             };
             if let Some(value) = stored {
-                let progress = trees.progress.get(seq.to_be_bytes())?;
+                let progress = trees.progress.get(seq.to_be_bytes()).map_err(store_error)?;
                 let event = self.event_value(&value)?;
                 carried.push(compact::carry_payload(seq, &event, progress.as_deref()));
-            } else if let Some(marker) = trees.dedup.get(&key)?
+            } else if let Some(marker) = trees.dedup.get(&key).map_err(store_error)?
                 && record::dedup_seq(&marker) == Some(seq)
             {
                 let accepted_ms = marker
@@ -167,19 +167,25 @@ impl Shared {
         let trees = &index.trees;
         for item in trees.expiry.range(..upto).take(GC_STEP) {
             batches += 1;
-            let (key, keys) = item?;
+            let (key, keys) = item.map_err(store_error)?;
             let mut kept = Vec::new();
             for dedup_key in record::decode_keys(&keys).map_err(StoreError::Corrupt)? {
-                let stored = match trees.dedup.get(&dedup_key)? {
+                let stored = match trees.dedup.get(&dedup_key).map_err(store_error)? {
                     Some(value) => record::dedup_seq(&value)
                         .map(|seq| trees.events.contains_key(seq.to_be_bytes()))
-                        .transpose()?
+                        .transpose()
+                        .map_err(store_error)?
                         .unwrap_or(false),
                     None => continue,
                 };
                 if stored {
                     kept.push(dedup_key);
-                } else if trees.dedup.remove(dedup_key)?.is_some() {
+                } else if trees
+                    .dedup
+                    .remove(dedup_key)
+                    .map_err(store_error)?
+                    .is_some()
+                {
                     self.markers.fetch_sub(1, Ordering::SeqCst);
                     removed += 1;
                 }
@@ -187,14 +193,21 @@ impl Shared {
             if let Some(first) = kept.first() {
                 // Written before the old entry goes: a crash in between leaves
                 // a harmless second entry, never a marker no entry points to.
-                let seq = trees.dedup.get(first)?.and_then(|v| record::dedup_seq(&v));
+                let seq = trees
+                    .dedup
+                    .get(first)
+                    .map_err(store_error)?
+                    .and_then(|v| record::dedup_seq(&v));
                 let keys: Vec<&[u8]> = kept.iter().map(Vec::as_slice).collect();
-                trees.expiry.insert(
-                    record::expiry_key(now_ms, seq.unwrap_or(0)),
-                    record::encode_keys(&keys),
-                )?;
+                trees
+                    .expiry
+                    .insert(
+                        record::expiry_key(now_ms, seq.unwrap_or(0)),
+                        record::encode_keys(&keys),
+                    )
+                    .map_err(store_error)?;
             }
-            trees.expiry.remove(&key)?;
+            trees.expiry.remove(&key).map_err(store_error)?;
         }
         Ok((batches, removed))
     }

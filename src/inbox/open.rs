@@ -12,7 +12,7 @@ use crate::store::Durability;
 use crate::store::backend::Backend;
 use crate::store::local::Local;
 use crate::store::local::memory::Memory;
-use crate::store::sled_store::{OpenFailure, Settings, SledStore};
+use crate::store::sled::{OpenFailure, Settings, SledStore};
 
 /// How long dedup markers are kept by default: 7 days, past every provider's retry horizon
 /// (Bluum's last retry comes about 11 hours after the first attempt).

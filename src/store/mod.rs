@@ -6,7 +6,6 @@
 //! the worker.
 
 pub(crate) mod backend;
-pub(crate) mod compact;
 #[cfg(test)]
 pub(crate) mod conformance;
 #[cfg(test)]
@@ -15,8 +14,7 @@ pub(crate) mod latency;
 pub(crate) mod lifecycle;
 pub(crate) mod local;
 pub(crate) mod record;
-pub(crate) mod sled_store;
-pub(crate) mod wal;
+pub(crate) mod sled;
 
 use std::time::{Duration, SystemTime};
 
@@ -159,14 +157,5 @@ pub enum StoreError {
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
         Self::Io(e)
-    }
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        match e {
-            sled::Error::Io(io) => Self::Io(io),
-            other => Self::Corrupt(other.to_string()),
-        }
     }
 }

@@ -19,8 +19,8 @@
 //! replaying a `marker` inserts the marker if absent: both idempotent, so a
 //! crash between writing them and deleting the old segment is harmless.
 
-use super::record::{self, KIND_ACCEPT};
 use super::wal::Recovered;
+use crate::store::record::{self, KIND_ACCEPT};
 
 /// WAL payload kind: an event carried forward by compaction, with its state.
 pub(crate) const KIND_CARRY: u8 = 4;

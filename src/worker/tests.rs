@@ -402,7 +402,7 @@ fn claims_not_given_back_return_when_their_lease_ends() {
     let calls = plan.calls();
     // The refused outcomes, then the same claims' refused release.
     assert!(
-        calls.refused_items >= 2 && calls.refused_items % 2 == 0,
+        calls.refused_items >= 2 && calls.refused_items.is_multiple_of(2),
         "{calls:?}"
     );
     let runs = lock(&runs);
@@ -466,7 +466,7 @@ fn the_memory_inbox_runs_the_worker_end_to_end() {
                     .entry(e.id().to_owned())
                     .or_default()
                     .push(e.attempt());
-                if e.seq() % 5 == 0 && e.attempt() == 1 {
+                if e.seq().is_multiple_of(5) && e.attempt() == 1 {
                     failures.fetch_add(1, Ordering::SeqCst);
                     return Err(HandlerError::retry("first attempts of every fifth fail"));
                 }

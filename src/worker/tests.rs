@@ -209,9 +209,11 @@ fn four_workers_on_one_sled_inbox_handle_each_event_once_in_key_order() {
 
 /// A worker whose heartbeats the store never hears loses its lease; another
 /// worker claims the event and handles it; the first worker's late outcome
-/// (a failure) is refused, reported as lost, and changes nothing.
-#[test]
-fn a_lease_lost_to_unheard_heartbeats_goes_to_the_other_worker() {
+/// (a failure) is refused, reported as lost, and changes nothing. With
+/// `other_holds_it`, that outcome arrives while the other worker's handler
+/// still runs (its claim live: only the fencing token refuses it); without,
+/// after the other worker's outcome is recorded.
+fn lease_lost_to_unheard_heartbeats(other_holds_it: bool) {
     let dir = tempfile::TempDir::new().unwrap();
     let first_faults = sled_faults(dir.path());
     let first_plan = first_faults.plan();
@@ -221,9 +223,10 @@ fn a_lease_lost_to_unheard_heartbeats_goes_to_the_other_worker() {
     first_plan.heartbeats(Heartbeats::Swallow);
 
     let first_started = Arc::new(AtomicBool::new(false));
-    let second_done = Arc::new(AtomicBool::new(false));
+    let second_running = Arc::new(AtomicBool::new(false));
+    let first_lost = Arc::new(AtomicBool::new(false));
     let first_router = {
-        let (started, other_done) = (Arc::clone(&first_started), Arc::clone(&second_done));
+        let (started, other) = (Arc::clone(&first_started), Arc::clone(&second_running));
         let plan = Arc::clone(&first_plan);
         Router::builder()
             .on("order.*", move |_: &Event| {
@@ -231,21 +234,26 @@ fn a_lease_lost_to_unheard_heartbeats_goes_to_the_other_worker() {
                 // is gone, goes to the other worker, not back to this one).
                 plan.hold_claims(true);
                 started.store(true, Ordering::SeqCst);
-                // Outlives the 1 s lease: until the other worker is done.
-                let deadline = Instant::now() + Duration::from_secs(15);
-                while !other_done.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+                // Outlives the 1 s lease: until the other worker runs it.
+                wait_flag(&other);
                 Err(HandlerError::retry("the first worker's attempt failed"))
             })
             .build()
             .unwrap()
     };
-    let (config, first_reports) = observed(
-        WorkerConfig::default()
-            .threads(1)
-            .lease(Duration::from_secs(1)),
-    );
+    let first_reports: Reports = Arc::default();
+    let config = WorkerConfig::default()
+        .threads(1)
+        .lease(Duration::from_secs(1))
+        .observe({
+            let (reports, lost) = (Arc::clone(&first_reports), Arc::clone(&first_lost));
+            move |e: &Event, r: &Report| {
+                lock(&reports).push((e.id().to_owned(), r.clone()));
+                if matches!(r, Report::LeaseLost { .. }) {
+                    lost.store(true, Ordering::SeqCst);
+                }
+            }
+        });
     let first = Worker::start(&first_inbox, first_router, config).unwrap();
     Sender::new(&first_inbox).accept("evt_1", 0);
     wait_for("the first handler", Duration::from_secs(10), || {
@@ -254,11 +262,15 @@ fn a_lease_lost_to_unheard_heartbeats_goes_to_the_other_worker() {
 
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let second_router = {
-        let (done, attempts) = (Arc::clone(&second_done), Arc::clone(&attempts));
+        let (running, attempts) = (Arc::clone(&second_running), Arc::clone(&attempts));
+        let first_lost = Arc::clone(&first_lost);
         Router::builder()
             .on("order.*", move |e: &Event| {
                 lock(&attempts).push(e.attempt());
-                done.store(true, Ordering::SeqCst);
+                running.store(true, Ordering::SeqCst);
+                if other_holds_it {
+                    wait_flag(&first_lost);
+                }
                 Ok(())
             })
             .build()
@@ -270,7 +282,7 @@ fn a_lease_lost_to_unheard_heartbeats_goes_to_the_other_worker() {
     wait_for("the lost lease", Duration::from_secs(20), || {
         first.stats().leases_lost == 1
     });
-    wait_for("the second outcome", Duration::from_secs(10), || {
+    wait_for("the second outcome", Duration::from_secs(20), || {
         second.stats().handled == 1
     });
     let (a, b) = (first.stats(), second.stats());
@@ -306,6 +318,24 @@ fn a_lease_lost_to_unheard_heartbeats_goes_to_the_other_worker() {
         Sender::new(&second_inbox).send("evt_1", 0),
         Ok(Ingested::Duplicate { .. })
     ));
+}
+
+/// Waits (at most 15 s) for `flag`, in a handler.
+fn wait_flag(flag: &AtomicBool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_lease_lost_to_unheard_heartbeats_is_refused_after_the_other_outcome() {
+    lease_lost_to_unheard_heartbeats(false);
+}
+
+#[test]
+fn a_lease_lost_to_unheard_heartbeats_is_refused_while_the_other_holds_it() {
+    lease_lost_to_unheard_heartbeats(true);
 }
 
 /// Handler runs per event id, and when each started.

@@ -451,6 +451,52 @@ fn claims_not_given_back_return_when_their_lease_ends() {
     assert_eq!((stats.pending, stats.retrying, stats.dead), (0, 0, 0));
 }
 
+/// Heartbeats that fail are store errors the worker counts and outlives:
+/// the running handler's outcome is still recorded once they pass again.
+#[test]
+fn failing_heartbeats_are_counted_and_outlived() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let faults = sled_faults(dir.path());
+    let plan = faults.plan();
+    let inbox = inbox_over(dir.path(), faults);
+    let router = {
+        let plan = Arc::clone(&plan);
+        Router::builder()
+            .on("order.*", move |e: &Event| {
+                if e.id() == "evt_0" {
+                    // Runs while two heartbeats fail, then lets them pass.
+                    plan.heartbeats(Heartbeats::Fail);
+                    let deadline = Instant::now() + Duration::from_secs(15);
+                    while plan.calls().intercepted < 2 && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    plan.heartbeats(Heartbeats::Pass);
+                }
+                Ok(())
+            })
+            .build()
+            .unwrap()
+    };
+    let (config, reports) = observed(WorkerConfig::default().lease(Duration::from_secs(1)));
+    let worker = Worker::start(&inbox, router, config).unwrap();
+    let sender = Sender::new(&inbox);
+    sender.accept("evt_0", 0);
+    wait_for("two failed heartbeats", Duration::from_secs(15), || {
+        plan.calls().intercepted >= 2
+    });
+    sender.accept("evt_1", 1);
+    wait_for("both handled", Duration::from_secs(15), || {
+        worker.stats().handled == 2
+    });
+    let stats = worker.stats();
+    worker.shutdown().unwrap();
+    assert!(stats.store_errors >= 2, "{stats:?}");
+    assert_eq!(stats.leases_lost, 0);
+    handled_once(&reports, 2);
+    let stats = inbox.stats();
+    assert_eq!((stats.pending, stats.retrying, stats.dead), (0, 0, 0));
+}
+
 /// A refused insert answers the storage error (503) and stores nothing: no
 /// event, no dedup marker, so the sender's retry is accepted.
 #[test]

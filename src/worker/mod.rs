@@ -12,6 +12,8 @@ mod config;
 mod decide;
 mod handlers;
 mod scheduler;
+#[cfg(test)]
+mod tests;
 pub(crate) mod trace;
 
 pub use config::WorkerConfig;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::store::faults::{Faults, Heartbeats};
 use crate::store::local::Local;
-use crate::store::sled_store::{Settings, SledStore};
+use crate::store::sled::{Settings, SledStore};
 use crate::sync::lock;
 use crate::{
     Backoff, DEFAULT_CACHE_BYTES, DEFAULT_MAX_PENDING, DEFAULT_RETENTION, Durability, Event,

@@ -13,7 +13,7 @@ use super::decide::{PANICKED, Policy};
 use super::handlers::{Done, Handlers, Job};
 use super::{Counters, Report, WorkerConfig, WorkerError};
 use crate::backoff::{Backoff, Jitter};
-use crate::clock::unix_millis;
+use crate::clock::{from_unix_millis, unix_millis};
 use crate::inbox::Inbox;
 use crate::pattern::Patterns;
 use crate::router::{Event, HandlerError, Router};
@@ -515,7 +515,15 @@ fn job(claim: Claimed) -> Job {
     Job {
         seq: stored.seq,
         token,
-        event: Arc::new(Event::stored(stored.seq, stored.event, attempt)),
+        event: Arc::new(Event {
+            seq: stored.seq,
+            id: stored.event.id,
+            source: stored.event.source,
+            event_type: stored.event.event_type,
+            received_at: from_unix_millis(stored.event.received_at_ms),
+            attempt,
+            body: stored.event.body,
+        }),
         progress: stored.progress,
     }
 }

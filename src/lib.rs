@@ -143,8 +143,12 @@
 //! - Threading: [`Inbox`], [`Ingestor`], [`Verifier`] and [`Signer`] are
 //!   `Send + Sync`; share them across request handlers. `ingest` blocks for
 //!   about one `fdatasync`: call it from `spawn_blocking` in async frameworks.
-//! - One process per store directory: a second opener gets [`OpenError::InUse`];
-//!   one worker per inbox: a second gets [`WorkerError::AlreadyRunning`].
+//! - One process per store directory: a second opener gets [`OpenError::InUse`].
+//!   Several [`Worker`]s may share an inbox: each event is claimed by one at a
+//!   time, under a lease its worker extends while the handler runs
+//!   ([`WorkerConfig::lease`]); an outcome that arrives after the event was
+//!   claimed again is refused ([`Report::LeaseLost`]).
+//! - Tests: [`Inbox::memory`] is the same inbox in memory (not durable).
 //! - No `unsafe` code.
 //! - Features: `http` (default) implements [`HeaderSource`] for `http::HeaderMap`;
 //!   `axum` adds a ready-made axum handler (`webhook_inbox::axum`); `admin`

@@ -546,6 +546,24 @@ pub(super) fn kept_event_holds_its_key_again_when_its_claim_ends(factory: &Facto
     );
 }
 
+pub(super) fn after_a_reopen_an_earlier_fresh_event_holds_its_key(factory: &Factory) {
+    let (mut h, b) = open(factory, Config::default());
+    let kept = add_keyed(&*b, "kept", "x");
+    let claimed = claim_ordered(&*b, T0);
+    assert!(finish(&*b, kept, claimed[0].token, Outcome::Keep));
+    let later = add_keyed(&*b, "later", "x");
+    let next = claim_ordered(&*b, T0 + 1);
+    assert_eq!(seqs(&next), [later]);
+    assert!(finish(&*b, later, next[0].token, retry_at(T0 + 2)));
+    let b = h.reopen(b);
+    let claimed = claim_ordered(&*b, T0 + 2);
+    assert_eq!(
+        seqs(&claimed),
+        [kept],
+        "the earlier event goes first; the retry waits"
+    );
+}
+
 pub(super) fn ordering_holds_later_events_of_a_key_until_the_first_is_finished(factory: &Factory) {
     let (_h, b) = open(factory, Config::default());
     let x1 = add_keyed(&*b, "x1", "x");

@@ -81,6 +81,7 @@ macro_rules! conformance {
             release_makes_an_event_claimable_at_once,
             keep_holds_the_claim_and_frees_its_ordering_key,
             kept_event_holds_its_key_again_when_its_claim_ends,
+            after_a_reopen_an_earlier_fresh_event_holds_its_key,
             ordering_holds_later_events_of_a_key_until_the_first_is_finished,
             retrying_event_holds_its_key,
             replay_makes_a_dead_letter_claimable_afresh,

@@ -183,7 +183,10 @@ impl<T: Tables> Local<T> {
     }
 
     /// Registers the retrying events already stored under their keys, so a
-    /// later event of the same key waits for them (once per pointer).
+    /// later event of the same key waits for them, and the fresh events
+    /// before them of their keys, which they wait for (once per pointer;
+    /// fresh events after them register as the scan for fresh events meets
+    /// them).
     fn prime_keys(&self, claims: &mut Claims) -> Result<(), StoreError> {
         let Some(keys) = claims.keys.as_mut() else {
             return Ok(());
@@ -191,18 +194,50 @@ impl<T: Tables> Local<T> {
         if keys.primed {
             return Ok(());
         }
+        // The last retrying event of each key.
+        let mut last_retrying: HashMap<String, u64> = HashMap::new();
+        self.each_event(u64::MAX, &mut |stored| {
+            if stored.standing() == Standing::Retrying
+                && let Some(key) = keys::key_at(keys.pointer(), &stored.event.body)
+            {
+                last_retrying.insert(key, stored.seq);
+            }
+        })?;
+        let Some(&upto) = last_retrying.values().max() else {
+            keys.primed = true;
+            return Ok(());
+        };
+        // In seq order, so the first of each key is registered first.
+        self.each_event(upto, &mut |stored| {
+            let register = match stored.standing() {
+                Standing::Retrying => true,
+                Standing::Fresh => keys::key_at(keys.pointer(), &stored.event.body)
+                    .and_then(|key| last_retrying.get(&key))
+                    .is_some_and(|&last| stored.seq < last),
+                Standing::Dead => false,
+            };
+            if register {
+                keys.admit(stored.seq, &stored.event.body);
+            }
+        })?;
+        keys.primed = true;
+        Ok(())
+    }
+
+    /// Calls `f` with every stored event up to seq `upto`, in seq order.
+    fn each_event(&self, upto: u64, f: &mut dyn FnMut(&Stored)) -> Result<(), StoreError> {
         let mut after = 0;
         loop {
             let page = self.tables.events_after(after, STEP)?;
             let Some(last) = page.last() else { break };
             after = last.seq;
-            for stored in page {
-                if stored.standing() == Standing::Retrying {
-                    keys.admit(stored.seq, &stored.event.body);
-                }
+            for stored in page.iter().take_while(|s| s.seq <= upto) {
+                f(stored);
+            }
+            if after >= upto {
+                break;
             }
         }
-        keys.primed = true;
         Ok(())
     }
 

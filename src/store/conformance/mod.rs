@@ -3,10 +3,11 @@
 //! A backend joins by naming a factory once:
 //!
 //! ```text
-//! conformance!(memory, memory, cases = 64);
+//! conformance!(memory, super::memory, cases = 64);
 //! ```
 //!
-//! where `memory` is a `fn(Config) -> Box<dyn Harness>`. The macro expands
+//! where `super::memory` is a `fn(Config) -> Box<dyn Harness>` (a path from
+//! inside the generated module `memory`). The macro expands
 //! into a module of `#[test]`s, one per clause of the contract
 //! ([`contract`]), and one model-based property test ([`model`]) that runs
 //! random operations against the backend and against a small model of the

@@ -44,6 +44,11 @@ impl Keys {
                 None => return true,
             },
         };
+        self.hold(seq, key)
+    }
+
+    /// Registers event `seq` under `key`; answers whether it is first of it.
+    fn hold(&mut self, seq: u64, key: String) -> bool {
         let seqs = self.by_key.entry(key).or_default();
         seqs.insert(seq);
         let first = seqs.first().copied() == Some(seq);
@@ -53,6 +58,30 @@ impl Keys {
             self.waiting.insert(seq);
         }
         first
+    }
+
+    /// Event `seq` is left alone by its claim ([`Outcome::Keep`](crate::store::backend::Outcome::Keep)):
+    /// it no longer holds back its key, which is remembered for [`Keys::restore`].
+    pub(super) fn set_aside(&mut self, seq: u64) {
+        self.waiting.remove(&seq);
+        let Some(key) = self.key_of.get(&seq) else {
+            return;
+        };
+        if let Some(seqs) = self.by_key.get_mut(key) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.by_key.remove(key);
+            }
+        }
+    }
+
+    /// The claim that set event `seq` aside ended and the event is still
+    /// unfinished: it holds its key again (waiting, if an earlier event of
+    /// its key is unfinished).
+    pub(super) fn restore(&mut self, seq: u64) {
+        if let Some(key) = self.key_of.get(&seq).cloned() {
+            self.hold(seq, key);
+        }
     }
 
     /// Event `seq` no longer holds back its key (done, dead or kept).

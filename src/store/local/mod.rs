@@ -12,6 +12,7 @@ mod operators;
 pub(crate) mod tables;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -70,15 +71,29 @@ impl Claims {
     /// again by the scan, a retrying one by the due scan.
     fn expire(&mut self, now_ms: i64) {
         let mut rewind = None::<u64>;
+        let mut kept = Vec::new();
         self.leases.retain(|&seq, lease| {
             let live = lease.until_ms >= now_ms;
             if !live && lease.standing == Standing::Fresh {
                 rewind = Some(rewind.map_or(seq, |r| r.min(seq)));
             }
+            if !live && lease.kept {
+                kept.push(seq);
+            }
             live
         });
         if let Some(seq) = rewind {
             self.rewind(seq);
+        }
+        self.restore(kept);
+    }
+
+    /// The claims that kept these events ended: they hold their keys again.
+    fn restore(&mut self, kept: impl IntoIterator<Item = u64>) {
+        if let Some(keys) = self.keys.as_mut() {
+            for seq in kept {
+                keys.restore(seq);
+            }
         }
     }
 
@@ -114,13 +129,21 @@ pub(crate) struct Local<T: Tables> {
     /// Serialises operator changes (replay, purge), so none counts an event twice.
     operator: Mutex<()>,
     wakers: Arc<Wakers>,
+    /// Set by [`Backend::close`]: the claims answer [`StoreError::Closed`] too.
+    closed: AtomicBool,
 }
 
 impl<T: Tables> Local<T> {
     /// Claims over `tables`. A thread forwards the tables' wake-ups to every
     /// subscriber; it ends within a second of this value being dropped.
     pub(crate) fn new(tables: T) -> Self {
-        let tables = Arc::new(tables);
+        Self::over(Arc::new(tables))
+    }
+
+    /// Claims over tables another [`Local`] may have used: none of its
+    /// claims carry over, as after a restart of the process (the conformance
+    /// suite's "reopen" of the in-memory store).
+    pub(crate) fn over(tables: Arc<T>) -> Self {
         let wakers: Arc<Wakers> = Arc::default();
         let applied = tables.subscribe();
         let weak = Arc::downgrade(&wakers);
@@ -132,7 +155,15 @@ impl<T: Tables> Local<T> {
             claims: Mutex::default(),
             operator: Mutex::default(),
             wakers,
+            closed: AtomicBool::new(false),
         }
+    }
+
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        Ok(())
     }
 
     /// Drops the claims whose outcome the tables' readers now see.
@@ -152,7 +183,10 @@ impl<T: Tables> Local<T> {
     }
 
     /// Registers the retrying events already stored under their keys, so a
-    /// later event of the same key waits for them (once per pointer).
+    /// later event of the same key waits for them, and the fresh events
+    /// before them of their keys, which they wait for (once per pointer;
+    /// fresh events after them register as the scan for fresh events meets
+    /// them).
     fn prime_keys(&self, claims: &mut Claims) -> Result<(), StoreError> {
         let Some(keys) = claims.keys.as_mut() else {
             return Ok(());
@@ -160,18 +194,50 @@ impl<T: Tables> Local<T> {
         if keys.primed {
             return Ok(());
         }
+        // The last retrying event of each key.
+        let mut last_retrying: HashMap<String, u64> = HashMap::new();
+        self.each_event(u64::MAX, &mut |stored| {
+            if stored.standing() == Standing::Retrying
+                && let Some(key) = keys::key_at(keys.pointer(), &stored.event.body)
+            {
+                last_retrying.insert(key, stored.seq);
+            }
+        })?;
+        let Some(&upto) = last_retrying.values().max() else {
+            keys.primed = true;
+            return Ok(());
+        };
+        // In seq order, so the first of each key is registered first.
+        self.each_event(upto, &mut |stored| {
+            let register = match stored.standing() {
+                Standing::Retrying => true,
+                Standing::Fresh => keys::key_at(keys.pointer(), &stored.event.body)
+                    .and_then(|key| last_retrying.get(&key))
+                    .is_some_and(|&last| stored.seq < last),
+                Standing::Dead => false,
+            };
+            if register {
+                keys.admit(stored.seq, &stored.event.body);
+            }
+        })?;
+        keys.primed = true;
+        Ok(())
+    }
+
+    /// Calls `f` with every stored event up to seq `upto`, in seq order.
+    fn each_event(&self, upto: u64, f: &mut dyn FnMut(&Stored)) -> Result<(), StoreError> {
         let mut after = 0;
         loop {
             let page = self.tables.events_after(after, STEP)?;
             let Some(last) = page.last() else { break };
             after = last.seq;
-            for stored in page {
-                if stored.standing() == Standing::Retrying {
-                    keys.admit(stored.seq, &stored.event.body);
-                }
+            for stored in page.iter().take_while(|s| s.seq <= upto) {
+                f(stored);
+            }
+            if after >= upto {
+                break;
             }
         }
-        keys.primed = true;
         Ok(())
     }
 
@@ -300,10 +366,12 @@ fn notify(wakers: &Wakers) {
 
 impl<T: Tables> Backend for Local<T> {
     fn insert(&self, event: NewEvent<'_>) -> Result<Insert, StoreError> {
+        self.check_open()?;
         self.tables.insert(event)
     }
 
     fn claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>, StoreError> {
+        self.check_open()?;
         let mut claims = lock(&self.claims);
         self.settle(&mut claims);
         claims.expire(request.now_ms);
@@ -321,6 +389,7 @@ impl<T: Tables> Backend for Local<T> {
     }
 
     fn heartbeat(&self, held: &[(u64, Token)], until_ms: i64) -> Result<Vec<bool>, StoreError> {
+        self.check_open()?;
         let mut claims = lock(&self.claims);
         Ok(held
             .iter()
@@ -335,15 +404,25 @@ impl<T: Tables> Backend for Local<T> {
     }
 
     fn finish(&self, outcomes: &[Finish]) -> Result<Vec<bool>, StoreError> {
+        self.check_open()?;
         let mut claims = lock(&self.claims);
         let mut recorded = vec![false; outcomes.len()];
         let mut changes = Vec::new();
+        // Claims an earlier outcome of this batch ends: a later one for the
+        // same claim is refused, as it would be in a batch of its own.
+        let mut ended = HashSet::new();
         for (i, finish) in outcomes.iter().enumerate() {
             let Some(lease) = claims.leases.get(&finish.seq).copied() else {
                 continue;
             };
-            if lease.token != finish.token {
+            if lease.token != finish.token || ended.contains(&finish.seq) {
                 continue;
+            }
+            if matches!(
+                finish.outcome,
+                Outcome::Forget | Outcome::Progress(_) | Outcome::Release
+            ) {
+                ended.insert(finish.seq);
             }
             recorded[i] = true;
             let (seq, was) = (finish.seq, lease.standing);
@@ -373,11 +452,13 @@ impl<T: Tables> Backend for Local<T> {
                     settled.push(seq);
                 }
                 Outcome::Progress(progress) => {
-                    claims.leases.remove(&seq);
-                    if progress.dead_at_ms.is_some()
-                        && let Some(keys) = claims.keys.as_mut()
-                    {
-                        keys.finished(seq);
+                    let kept = claims.leases.remove(&seq).is_some_and(|l| l.kept);
+                    if progress.dead_at_ms.is_some() {
+                        if let Some(keys) = claims.keys.as_mut() {
+                            keys.finished(seq);
+                        }
+                    } else if kept {
+                        claims.restore([seq]);
                     }
                     settled.push(seq);
                 }
@@ -391,14 +472,17 @@ impl<T: Tables> Backend for Local<T> {
                         lease.kept = true;
                     }
                     if let Some(keys) = claims.keys.as_mut() {
-                        keys.finished(seq);
+                        keys.set_aside(seq);
                     }
                 }
                 Outcome::Release => {
-                    if let Some(lease) = claims.leases.remove(&seq)
-                        && lease.standing == Standing::Fresh
-                    {
-                        claims.rewind(seq);
+                    if let Some(lease) = claims.leases.remove(&seq) {
+                        if lease.standing == Standing::Fresh {
+                            claims.rewind(seq);
+                        }
+                        if lease.kept {
+                            claims.restore([seq]);
+                        }
                     }
                 }
             }
@@ -413,7 +497,9 @@ impl<T: Tables> Backend for Local<T> {
     }
 
     fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        let claims = lock(&self.claims);
+        self.check_open()?;
+        let mut claims = lock(&self.claims);
+        self.settle(&mut claims);
         self.tables.next_due(&|seq| claims.excluded(seq))
     }
 
@@ -424,10 +510,12 @@ impl<T: Tables> Backend for Local<T> {
     }
 
     fn list(&self, filter: &Filter, after: u64, limit: usize) -> Result<Listing, StoreError> {
+        self.check_open()?;
         operators::list(self.tables.as_ref(), filter, after, limit)
     }
 
     fn event(&self, source: Option<&str>, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.check_open()?;
         operators::event(self.tables.as_ref(), source, id)
     }
 
@@ -436,9 +524,17 @@ impl<T: Tables> Backend for Local<T> {
         which: &DeadSelection<'_>,
         change: DeadChange,
     ) -> Result<Changed, StoreError> {
+        self.check_open()?;
         let _one_at_a_time = lock(&self.operator);
         let changed = operators::change_dead(self.tables.as_ref(), which, change)?;
         if changed.done > 0 {
+            if matches!(change, DeadChange::Replay { .. })
+                && let Some(keys) = lock(&self.claims).keys.as_mut()
+            {
+                // Replayed events are retrying again and hold their keys: the
+                // next claim registers them, as after a restart.
+                keys.primed = false;
+            }
             self.wake();
         }
         Ok(changed)
@@ -449,10 +545,12 @@ impl<T: Tables> Backend for Local<T> {
     }
 
     fn oldest_pending(&self) -> Result<Option<SystemTime>, StoreError> {
+        self.check_open()?;
         self.tables.oldest_pending()
     }
 
     fn collect_expired(&self, now: SystemTime) -> Result<usize, StoreError> {
+        self.check_open()?;
         self.tables.collect_expired(now)
     }
 
@@ -461,6 +559,7 @@ impl<T: Tables> Backend for Local<T> {
     }
 
     fn close(&self) -> Result<(), StoreError> {
+        self.closed.store(true, Ordering::SeqCst);
         let closed = self.tables.close();
         lock(&self.wakers).clear();
         closed

@@ -146,7 +146,7 @@ fn memory(config: Config) -> Box<dyn Harness> {
 fn sled(config: Config) -> Box<dyn Harness> {
     use crate::Durability;
     use crate::clock::ManualClock;
-    use crate::store::sled_store::{OpenFailure, Settings, SledStore};
+    use crate::store::sled::{OpenFailure, Settings, SledStore};
 
     struct SledHarness {
         config: Config,

@@ -15,7 +15,7 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// The shortest lease a worker may ask for.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
-/// How a [`Worker`] runs: threads, retry schedule, ordering, time limits.
+/// How a [`Worker`](super::Worker) runs: threads, retry schedule, ordering, time limits.
 ///
 /// ```
 /// use std::time::Duration;
@@ -97,7 +97,7 @@ impl WorkerConfig {
     }
 
     /// The retry schedule for the types `pattern` matches (`order.filled`,
-    /// `transfer.*`, `*`; the most specific wins, as in the [`Router`]).
+    /// `transfer.*`, `*`; the most specific wins, as in the [`Router`](crate::Router)).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -133,7 +133,7 @@ impl WorkerConfig {
     }
 
     /// How long a handler may run before it is reported slow (counted in
-    /// [`WorkerStats::slow`] and passed to the observer, or printed to
+    /// [`WorkerStats::slow`](super::WorkerStats::slow) and passed to the observer, or printed to
     /// standard error when there is none). A slow handler's thread is
     /// replaced, up to twice [`WorkerConfig::threads`] threads in all, so it
     /// does not hold up the others (past that, further hung handlers do hold
@@ -150,7 +150,7 @@ impl WorkerConfig {
         self
     }
 
-    /// How long [`Worker::shutdown`] waits for running handlers
+    /// How long [`Worker::shutdown`](super::Worker::shutdown) waits for running handlers
     /// (`Duration::MAX`: as long as they take). If they outlast it, their
     /// leases are still kept alive until they return (their outcomes are not
     /// recorded: those events run again afterwards), so no other worker runs

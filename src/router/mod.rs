@@ -134,7 +134,8 @@ pub enum UnknownTypes {
     /// Count them and consider them done (a sender may add event types at any time).
     #[default]
     Complete,
-    /// Leave them pending until a handler is registered.
+    /// Leave them pending until a handler is registered: the worker that
+    /// met one holds it until it stops, then the next worker runs it.
     Keep,
     /// Put them in the dead letters.
     DeadLetter,

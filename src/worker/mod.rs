@@ -73,8 +73,9 @@ pub enum Report {
     Handled,
     /// No handler matched, and the router's policy completed it.
     Skipped,
-    /// No handler matched, and the router's policy keeps it pending (it runs
-    /// again when a worker with a matching handler starts).
+    /// No handler matched, and the router's policy keeps it pending: this
+    /// worker holds it (other workers leave it alone) until it stops; then
+    /// the next worker to claim it — another one, or the next started — runs it.
     Kept,
     /// The attempt failed; the next one is scheduled.
     Retrying {

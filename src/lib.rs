@@ -189,6 +189,8 @@ mod ingest;
 mod limits;
 mod outcome;
 mod pattern;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod router;
 mod scheme;
 mod secret;

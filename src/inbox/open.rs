@@ -189,6 +189,13 @@ impl InboxBuilder {
         self.with_backend(PathBuf::new(), Box::new(Local::new(memory)))
     }
 
+    /// The clock, shared as it is.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn clock_arc(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The inbox over `store`, with this builder's clock and retention: how
     /// every backend is opened once it is connected.
     pub(crate) fn with_backend(self, path: PathBuf, store: Box<dyn Backend>) -> Inbox {
@@ -250,6 +257,48 @@ pub enum OpenError {
         path: PathBuf,
         /// What could not be read.
         detail: String,
+    },
+    /// PostgreSQL: the URL is malformed, or the server is unreachable,
+    /// refuses the login, or failed while the schema was checked.
+    #[error("cannot connect the inbox to PostgreSQL: {detail}")]
+    Database {
+        /// What failed (never the password).
+        detail: String,
+    },
+    /// PostgreSQL: the schema name is not 1–63 lowercase ASCII letters,
+    /// digits and `_` starting with a letter or `_`.
+    #[error(
+        "invalid schema name {name:?}: use 1-63 lowercase ASCII letters, digits and '_', not starting with a digit"
+    )]
+    InvalidSchema {
+        /// The name as given (truncated to 80 bytes).
+        name: String,
+    },
+    /// PostgreSQL: the schema was migrated by a newer build of this crate;
+    /// this build refuses to touch it.
+    #[error(
+        "schema {schema:?} is at version {found}, newer than this build knows ({known}): upgrade webhook-inbox"
+    )]
+    SchemaTooNew {
+        /// The schema.
+        schema: String,
+        /// Its version.
+        found: i32,
+        /// The newest version this build knows.
+        known: i32,
+    },
+    /// PostgreSQL: the schema is missing or older than this build, and
+    /// migrating on connect was turned off.
+    #[error(
+        "schema {schema:?} is at version {found}, this build needs {known}: apply `webhook-inbox migrate --print` or connect with migrate(true)"
+    )]
+    SchemaMissing {
+        /// The schema.
+        schema: String,
+        /// Its version (0: absent).
+        found: i32,
+        /// The version this build needs.
+        known: i32,
     },
 }
 

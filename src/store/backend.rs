@@ -172,6 +172,13 @@ pub(crate) trait Backend: Send + Sync {
     /// become claimable: a hint (a worker still polls), one per subscriber.
     fn subscribe(&self) -> Receiver<()>;
 
+    /// How often a worker looks for work when no wake-up came: a shared
+    /// database, whose wake-ups from other processes are hints, is polled
+    /// less often than a store this process owns.
+    fn idle_poll(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(100)
+    }
+
     /// Events passing `filter` after seq `after`, in acceptance order, at
     /// most `limit`.
     fn list(&self, filter: &Filter, after: u64, limit: usize) -> Result<Listing, StoreError>;

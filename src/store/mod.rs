@@ -13,6 +13,8 @@ pub(crate) mod faults;
 pub(crate) mod latency;
 pub(crate) mod lifecycle;
 pub(crate) mod local;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod record;
 pub(crate) mod sled;
 
@@ -150,6 +152,9 @@ pub enum StoreError {
     /// The store has been shut down.
     #[error("the store is closed")]
     Closed,
+    /// The database failed or could not be reached (PostgreSQL backend).
+    #[error("the database failed: {0}")]
+    Database(String),
 }
 
 // The cause is in the message, so it is not also given as `source()`:

@@ -100,9 +100,21 @@ pub(crate) fn progress_payload(seq: u64, progress: &Progress) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(KIND_PROGRESS);
     out.extend_from_slice(&seq.to_be_bytes());
-    out.push(FORMAT);
-    let _ = bincode::encode_into_std_write(progress, &mut out, config());
+    encode_progress_into(progress, &mut out);
     out
+}
+
+/// A `progress` value (format byte + bincode), as [`decode_progress`] reads it.
+#[cfg(feature = "postgres")]
+pub(crate) fn encode_progress(progress: &Progress) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    encode_progress_into(progress, &mut out);
+    out
+}
+
+fn encode_progress_into(progress: &Progress, out: &mut Vec<u8>) {
+    out.push(FORMAT);
+    let _ = bincode::encode_into_std_write(progress, out, config());
 }
 
 /// The seq of a forget or progress payload (after its kind byte), and the rest.

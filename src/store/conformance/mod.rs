@@ -69,7 +69,12 @@ pub(crate) fn sync(backend: &dyn Backend) {
 /// number of random cases of the model-based test.
 macro_rules! conformance {
     ($name:ident, $factory:path, cases = $cases:expr) => {
-        $crate::store::conformance::conformance!(@tests $name, $factory, $cases, [
+        $crate::store::conformance::conformance!(
+            $name, $factory, cases = $cases, if = $crate::store::conformance::always
+        );
+    };
+    ($name:ident, $factory:path, cases = $cases:expr, if = $available:path) => {
+        $crate::store::conformance::conformance!(@tests $name, $factory, $cases, $available, [
             insert_then_duplicate_stores_nothing_new,
             insert_is_refused_at_max_pending,
             claim_hands_out_fresh_events_in_acceptance_order_once,
@@ -95,18 +100,22 @@ macro_rules! conformance {
             closed_backend_answers_closed,
         ]);
     };
-    (@tests $name:ident, $factory:path, $cases:expr, [$($test:ident),* $(,)?]) => {
+    (@tests $name:ident, $factory:path, $cases:expr, $available:path, [$($test:ident),* $(,)?]) => {
         mod $name {
             $(
                 #[test]
                 fn $test() {
-                    $crate::store::conformance::contract::$test(&$factory);
+                    if $available() {
+                        $crate::store::conformance::contract::$test(&$factory);
+                    }
                 }
             )*
 
             #[test]
             fn model_based() {
-                $crate::store::conformance::model::check(&$factory, $cases);
+                if $available() {
+                    $crate::store::conformance::model::check(&$factory, $cases);
+                }
             }
         }
     };
@@ -190,5 +199,77 @@ fn sled(config: Config) -> Box<dyn Harness> {
     Box::new(SledHarness { config, dir })
 }
 
+/// Every backend that needs nothing outside the process runs.
+pub(crate) fn always() -> bool {
+    true
+}
+
+/// The PostgreSQL backend, in a fresh schema of the test database; "reopen"
+/// closes it (its claims go back, as a stopping replica's do) and connects
+/// again. The clock is at the epoch, so the background retention collects
+/// none of the suite's markers.
+#[cfg(feature = "postgres")]
+fn postgres(config: Config) -> Box<dyn Harness> {
+    use crate::clock::ManualClock;
+    use crate::store::postgres::{Settings, connect, testdb};
+
+    struct PgHarness {
+        config: Config,
+        url: String,
+        schema: String,
+    }
+    impl PgHarness {
+        fn connect(&self) -> Box<dyn Backend> {
+            let settings = Settings {
+                url: self.url.clone(),
+                schema: self.schema.clone(),
+                pool_size: 2,
+                listen: true,
+                migrate: true,
+                retention: self.config.retention,
+                max_pending: self.config.max_pending,
+                clock: Arc::new(ManualClock::at_unix(0)),
+            };
+            match connect(settings) {
+                Ok(connected) => Box::new(connected.backend),
+                Err(e) => panic!("connecting to the test database: {e}"),
+            }
+        }
+    }
+    impl Harness for PgHarness {
+        fn open(&mut self) -> Box<dyn Backend> {
+            self.connect()
+        }
+
+        fn reopen(&mut self, old: Box<dyn Backend>) -> Box<dyn Backend> {
+            let closed = old.close();
+            assert!(closed.is_ok(), "closing the backend: {closed:?}");
+            drop(old);
+            self.connect()
+        }
+    }
+    impl Drop for PgHarness {
+        fn drop(&mut self) {
+            testdb::drop_schema(&self.url, &self.schema);
+        }
+    }
+    let Some(url) = testdb::url() else {
+        unreachable!("the suite checks the database first")
+    };
+    Box::new(PgHarness {
+        config,
+        url,
+        schema: testdb::fresh_schema("conf"),
+    })
+}
+
+/// Whether the PostgreSQL suite can run (else it says why and skips).
+#[cfg(feature = "postgres")]
+fn postgres_available() -> bool {
+    crate::store::postgres::testdb::url().is_some()
+}
+
 conformance!(memory, super::memory, cases = 64);
 conformance!(sled, super::sled, cases = 12);
+#[cfg(feature = "postgres")]
+conformance!(postgres, super::postgres, cases = 16, if = super::postgres_available);

@@ -7,7 +7,7 @@
 //! rightly, since the workers that held them are gone with the process.
 
 mod claims;
-mod keys;
+pub(crate) mod keys;
 pub(crate) mod memory;
 mod operators;
 pub(crate) mod tables;

@@ -247,17 +247,19 @@ impl Scheduler {
     }
 
     /// How long to sleep when nothing arrives: until the next retry is due,
-    /// at most [`MAX_NAP`].
+    /// at most [`MAX_NAP`] while handlers are busy, else at most the
+    /// store's idle poll.
     fn nap(&self) -> Duration {
         if self.room() == 0 {
             return MAX_NAP;
         }
+        let poll = self.store().idle_poll();
         match self.store().next_due() {
             Ok(Some(at)) => {
                 let wait = u64::try_from(at.saturating_sub(self.now_ms())).unwrap_or(0);
-                Duration::from_millis(wait).clamp(Duration::from_millis(2), MAX_NAP)
+                Duration::from_millis(wait).clamp(Duration::from_millis(2), poll)
             }
-            _ => MAX_NAP,
+            _ => poll,
         }
     }
 

@@ -1,0 +1,162 @@
+//! The operator calls on the shared database: paged listings, one event by
+//! id, and replay or purge of dead letters (a page per transaction).
+
+use super::claims::{Batch, apply, state};
+use super::pool::failed;
+use super::{Shared, big, stored};
+use crate::store::backend::{Changed, DeadChange, DeadSelection, Filter, Listing, Outcome};
+use crate::store::{StoreError, Stored, lifecycle};
+
+/// Events read per step.
+const STEP: i64 = 512;
+
+/// Up to `limit` events passing `filter` after seq `after`.
+pub(super) fn list(
+    shared: &Shared,
+    filter: &Filter,
+    after: u64,
+    limit: usize,
+) -> Result<Listing, StoreError> {
+    shared.check_open()?;
+    if limit == 0 {
+        return Ok(Listing {
+            events: Vec::new(),
+            next: Some(after),
+        });
+    }
+    let mut cursor = after;
+    let mut events = Vec::new();
+    loop {
+        let batch = page(shared, filter, cursor)?;
+        let exhausted = batch.len() < usize::try_from(STEP).unwrap_or(usize::MAX);
+        for stored in batch {
+            cursor = stored.seq;
+            // The type pattern is matched here; the rest in SQL.
+            if filter.matches(&stored) {
+                events.push(stored);
+                if events.len() == limit {
+                    return Ok(Listing {
+                        events,
+                        next: Some(cursor),
+                    });
+                }
+            }
+        }
+        if exhausted {
+            return Ok(Listing { events, next: None });
+        }
+    }
+}
+
+/// One step of events after `cursor`, filtered by all but the type.
+fn page(shared: &Shared, filter: &Filter, cursor: u64) -> Result<Vec<Stored>, StoreError> {
+    let standing = filter.standing.map(state);
+    let source = filter.source.clone();
+    let (since, until) = (filter.since_ms, filter.until_ms);
+    let after = big(cursor);
+    let rows = shared.run(move |conn, sql| {
+        let st = conn.statement("list", &sql.list)?;
+        conn.client
+            .query(&st, &[&after, &standing, &source, &since, &until, &STEP])
+            .map_err(failed)
+    })?;
+    rows.iter().map(stored).collect()
+}
+
+/// The stored event with `id` (from `source`, or any source).
+pub(super) fn event(
+    shared: &Shared,
+    source: Option<&str>,
+    id: &str,
+) -> Result<Option<Stored>, StoreError> {
+    let (source, id) = (source.map(str::to_owned), id.to_owned());
+    let row = shared.run(move |conn, sql| {
+        let st = conn.statement("event", &sql.event)?;
+        conn.client.query_opt(&st, &[&id, &source]).map_err(failed)
+    })?;
+    row.as_ref().map(stored).transpose()
+}
+
+/// The outcome `change` gives dead letter `stored`, if any.
+fn outcome(stored: Stored, change: DeadChange) -> Option<(u64, Outcome)> {
+    let progress = stored.progress?;
+    match change {
+        DeadChange::Replay { now_ms } => Some((
+            stored.seq,
+            Outcome::Progress(lifecycle::replay(progress, now_ms)),
+        )),
+        DeadChange::Purge { dead_before_ms } => {
+            (progress.dead_at_ms? <= dead_before_ms).then_some((stored.seq, Outcome::Forget))
+        }
+    }
+}
+
+/// Applies `changes` to dead letters (still dead: `apply` checks); answers how many.
+fn change(shared: &Shared, changes: &[(u64, Outcome)]) -> Result<usize, StoreError> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let mut batch = Batch::default();
+    for (i, (seq, outcome)) in changes.iter().enumerate() {
+        batch.push(i, *seq, None, outcome);
+    }
+    Ok(apply(shared, vec![batch])?.len())
+}
+
+/// Replays or purges the dead letters `which` selects, a page per transaction.
+pub(super) fn change_dead(
+    shared: &Shared,
+    which: &DeadSelection<'_>,
+    change_to: DeadChange,
+) -> Result<Changed, StoreError> {
+    shared.check_open()?;
+    match which {
+        DeadSelection::Id { source, id } => {
+            let (source, id) = (source.map(str::to_owned), (*id).to_owned());
+            let rows = shared.run(move |conn, sql| {
+                let st = conn.statement("dead_by_id", &sql.dead_by_id)?;
+                conn.client.query(&st, &[&id, &source]).map_err(failed)
+            })?;
+            let mut changes = Vec::new();
+            for row in &rows {
+                changes.extend(outcome(stored(row)?, change_to));
+            }
+            Ok(Changed {
+                done: change(shared, &changes)?,
+                more: false,
+            })
+        }
+        DeadSelection::Matching {
+            filter,
+            after,
+            limit,
+        } => {
+            let mut cursor = big(*after);
+            let mut done = 0;
+            loop {
+                let rows = shared.run(move |conn, sql| {
+                    let st = conn.statement("dead_page", &sql.dead_page)?;
+                    conn.client.query(&st, &[&cursor, &STEP]).map_err(failed)
+                })?;
+                let exhausted = i64::try_from(rows.len()).unwrap_or(0) < STEP;
+                let mut changes = Vec::new();
+                let mut full = false;
+                for row in &rows {
+                    if done + changes.len() >= *limit {
+                        full = true;
+                        break;
+                    }
+                    let s = stored(row)?;
+                    cursor = big(s.seq);
+                    if filter.matches(&s) {
+                        changes.extend(outcome(s, change_to));
+                    }
+                }
+                done += change(shared, &changes)?;
+                if full || exhausted {
+                    return Ok(Changed { done, more: full });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Connections, each owned by a thread of the backend: a job is sent to a
+//! free connection's thread and its answer sent back. No query ever runs on
+//! the caller's thread, so a caller on a tokio worker thread cannot trip the
+//! `postgres` crate's nested-runtime panic (rust-postgres#639).
+//!
+//! A connection that failed is dropped and made again for the next job, so
+//! the pool recovers by itself when the database comes back.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use postgres::{Client, Config, NoTls, Statement};
+
+use super::describe;
+use crate::store::StoreError;
+
+/// How long connecting may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement may run before the server cancels it: well under
+/// a sender's 30 s budget, so a stuck database gives a 503, not a timeout.
+pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection and the statements prepared on it.
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    /// Connects with the pool's timeouts.
+    pub(crate) fn connect(config: &Config) -> Result<Self, StoreError> {
+        let client = config
+            .connect(NoTls)
+            .map_err(|e| StoreError::Database(describe(&e)))?;
+        Ok(Self {
+            client,
+            prepared: HashMap::new(),
+        })
+    }
+
+    /// The statement named `name` (its text `sql`), prepared once per connection.
+    pub(crate) fn statement(
+        &mut self,
+        name: &'static str,
+        sql: &str,
+    ) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.prepared.get(name) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).map_err(failed)?;
+        self.prepared.insert(name, statement.clone());
+        Ok(statement)
+    }
+}
+
+/// A database error as a store error.
+pub(crate) fn failed(e: postgres::Error) -> StoreError {
+    StoreError::Database(describe(&e))
+}
+
+/// The connection settings every connection of one backend uses.
+pub(crate) fn config(url: &str) -> Result<Config, String> {
+    let mut config: Config = url
+        .parse()
+        .map_err(|e: postgres::Error| format!("invalid PostgreSQL URL: {e}"))?;
+    let timeout_ms = STATEMENT_TIMEOUT.as_millis();
+    config
+        .connect_timeout(CONNECT_TIMEOUT)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .application_name("webhook-inbox")
+        .options(&format!("-c statement_timeout={timeout_ms}"));
+    Ok(config)
+}
+
+/// A job: answers whether it failed (so its connection is checked).
+type Job = Box<dyn FnOnce(Result<&mut Conn, StoreError>) -> bool + Send>;
+
+/// Threads, each with a connection made when first needed.
+pub(crate) struct Pool {
+    jobs: Sender<Job>,
+}
+
+impl Pool {
+    /// `size` threads connecting with `config`.
+    pub(crate) fn new(config: &Config, size: usize, name: &str) -> Result<Self, StoreError> {
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        for i in 0..size.max(1) {
+            let queue = queue.clone();
+            let config = config.clone();
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || serve(&config, &queue))
+                .map_err(StoreError::Io)?;
+        }
+        Ok(Self { jobs })
+    }
+
+    /// Runs `job` on a connection and answers what it answers.
+    pub(crate) fn run<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Conn) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let job: Job = Box::new(move |conn| {
+            let answer = conn.and_then(job);
+            let failed = answer.is_err();
+            let _ = tx.send(answer);
+            failed
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        rx.recv().unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+/// A pool thread: runs jobs until the pool is dropped.
+fn serve(config: &Config, queue: &Receiver<Job>) {
+    let mut conn: Option<Conn> = None;
+    while let Ok(job) = queue.recv() {
+        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            conn = None;
+            match Conn::connect(config) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    let _ = job(Err(e));
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = conn.as_mut() {
+            // After a failure, a connection that is broken is not reused.
+            if job(Ok(c))
+                && (c.client.is_closed() || c.client.is_valid(Duration::from_secs(1)).is_err())
+            {
+                conn = None;
+            }
+        }
+    }
+}

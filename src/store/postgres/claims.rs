@@ -59,37 +59,26 @@ pub(super) fn claim(
 /// the claim can compare keys. A pointer other than the last one this
 /// process used re-keys every event first.
 fn key(shared: &Shared, pointer: &str) -> Result<(), StoreError> {
-    let rekey = lock(&shared.pointer).as_deref() != Some(pointer);
+    let (known, through) = lock(&shared.pointer).clone();
+    let rekey = known.as_deref() != Some(pointer);
+    let mut through = if rekey { 0 } else { through };
     let owned = pointer.to_owned();
-    shared.run(move |conn, sql| {
+    let top = shared.run(move |conn, sql| {
         if rekey {
-            let mut tx = conn.client.transaction().map_err(failed)?;
-            let meta = super::schema::fill(
-                "SELECT value FROM {s}.meta WHERE name = 'ordering_pointer' FOR UPDATE",
-                &sql.schema,
-            );
-            let known: Option<String> = tx
-                .query_opt(&meta, &[])
-                .map_err(failed)?
-                .map(|r| r.try_get(0))
-                .transpose()
-                .map_err(failed)?;
-            if known.as_deref() != Some(owned.as_str()) {
-                let reset = super::schema::fill(
-                    "UPDATE {s}.events SET keyed = false, order_key = NULL WHERE keyed;
-                     INSERT INTO {s}.meta (name, value) VALUES ('ordering_pointer', $1)
-                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-                    &sql.schema,
-                );
-                let (update, upsert) = reset.split_once(';').unwrap_or((&reset, ""));
-                tx.execute(update, &[]).map_err(failed)?;
-                tx.execute(upsert, &[&owned]).map_err(failed)?;
-            }
-            tx.commit().map_err(failed)?;
+            reset_keys(conn, sql, &owned)?;
         }
+        let st = conn.statement("top", &sql.top)?;
+        let top: i64 = conn
+            .client
+            .query_one(&st, &[])
+            .and_then(|r| r.try_get(0))
+            .map_err(failed)?;
         loop {
             let st = conn.statement("unkeyed", &sql.unkeyed)?;
-            let rows = conn.client.query(&st, &[&KEY_STEP]).map_err(failed)?;
+            let rows = conn
+                .client
+                .query(&st, &[&through, &top, &KEY_STEP])
+                .map_err(failed)?;
             let mut seqs = Vec::with_capacity(rows.len());
             let mut keys = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -100,13 +89,50 @@ fn key(shared: &Shared, pointer: &str) -> Result<(), StoreError> {
             }
             let st = conn.statement("set_keys", &sql.set_keys)?;
             conn.client.execute(&st, &[&seqs, &keys]).map_err(failed)?;
-            if i64::try_from(rows.len()).unwrap_or(0) < KEY_STEP {
-                return Ok(());
+            match seqs.last() {
+                Some(&last) if i64::try_from(rows.len()).unwrap_or(0) == KEY_STEP => through = last,
+                _ => return Ok(top),
             }
         }
     })?;
-    *lock(&shared.pointer) = Some(pointer.to_owned());
+    *lock(&shared.pointer) = (Some(pointer.to_owned()), top);
     Ok(())
+}
+
+/// Records `pointer` as the one events are keyed under; if it differs from
+/// the one recorded, every event is to be keyed again.
+fn reset_keys(
+    conn: &mut super::pool::Conn,
+    sql: &super::Sql,
+    pointer: &str,
+) -> Result<(), StoreError> {
+    let fill = |text: &str| super::schema::fill(text, &sql.schema);
+    let mut tx = conn.client.transaction().map_err(failed)?;
+    let known: Option<String> = tx
+        .query_opt(
+            &fill("SELECT value FROM {s}.meta WHERE name = 'ordering_pointer' FOR UPDATE"),
+            &[],
+        )
+        .map_err(failed)?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(failed)?;
+    if known.as_deref() != Some(pointer) {
+        tx.execute(
+            &fill("UPDATE {s}.events SET keyed = false, order_key = NULL WHERE keyed"),
+            &[],
+        )
+        .map_err(failed)?;
+        tx.execute(
+            &fill(
+                "INSERT INTO {s}.meta (name, value) VALUES ('ordering_pointer', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+            ),
+            &[&pointer],
+        )
+        .map_err(failed)?;
+    }
+    tx.commit().map_err(failed)
 }
 
 /// Extends the leases still held by their tokens.

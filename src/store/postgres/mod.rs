@@ -81,6 +81,7 @@ pub(crate) struct Sql {
     dead_by_id: String,
     oldest: String,
     collect: String,
+    top: String,
     unkeyed: String,
     set_keys: String,
     release: String,
@@ -123,7 +124,9 @@ impl Sql {
                 (SELECT received_ms FROM {s}.events WHERE state = 0 ORDER BY seq LIMIT 1),
                 (SELECT min(received_ms) FROM {s}.events WHERE state = 1))"),
             collect: f("SELECT {s}.collect($1, $2, $3)"),
-            unkeyed: f("SELECT seq, body FROM {s}.events WHERE NOT keyed ORDER BY seq LIMIT $1"),
+            top: f("SELECT coalesce(max(seq), 0) FROM {s}.events"),
+            unkeyed: f("SELECT seq, body FROM {s}.events WHERE seq > $1 AND seq <= $2 AND NOT keyed
+                ORDER BY seq LIMIT $3"),
             set_keys: f("UPDATE {s}.events e SET order_key = t.k, keyed = true
                 FROM unnest($1::bigint[], $2::text[]) AS t(seq, k) WHERE e.seq = t.seq"),
             release: f("UPDATE {s}.events e SET lease_until = NULL, token = NULL, kept = false
@@ -148,8 +151,10 @@ pub(crate) struct Shared {
     collect_lock: i64,
     /// The claims this process holds (seq → token), released at close.
     held: Mutex<HashMap<u64, Token>>,
-    /// The ordering pointer this process has keyed events under.
-    pointer: Mutex<Option<String>>,
+    /// The ordering pointer this process has keyed events under, and the
+    /// seq through which every event is keyed (seqs are handed out in
+    /// commit order, so none below it can still appear).
+    pointer: Mutex<(Option<String>, i64)>,
     /// The `now` of the latest claim: retries due by then were considered.
     claimed_at: AtomicI64,
     /// The last counts read, for when the database is unreachable.
@@ -374,5 +379,38 @@ impl Backend for PgBackend {
 impl Drop for PgBackend {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn settings(url: &str, schema: &str) -> Settings {
+        Settings {
+            url: url.to_owned(),
+            schema: schema.to_owned(),
+            pool_size: 1,
+            listen: false,
+            migrate: true,
+            retention: Duration::from_secs(3600),
+            max_pending: 100,
+            clock: Arc::new(ManualClock::at_unix(0)),
+        }
+    }
+
+    #[test]
+    fn tls_required_is_refused_with_a_clear_error() {
+        let Some(url) = testdb::url() else { return };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let schema = testdb::fresh_schema("tls");
+        let Err(e) = connect(settings(&format!("{url}{sep}sslmode=require"), &schema)) else {
+            panic!("connected with sslmode=require and no TLS support");
+        };
+        let text = e.to_string();
+        assert!(text.contains("sslmode=require"), "{text}");
+        assert!(text.contains("TLS"), "{text}");
+        assert!(!text.contains("webhook_inbox:webhook_inbox"), "{text}");
     }
 }

@@ -64,6 +64,11 @@ pub(crate) fn config(url: &str) -> Result<Config, String> {
     let mut config: Config = url
         .parse()
         .map_err(|e: postgres::Error| format!("invalid PostgreSQL URL: {e}"))?;
+    if config.get_ssl_mode() == postgres::config::SslMode::Require {
+        return Err("sslmode=require: this build cannot connect with TLS yet; \
+                    use a private network (sslmode=disable) or a local TLS proxy"
+            .to_owned());
+    }
     let timeout_ms = STATEMENT_TIMEOUT.as_millis();
     config
         .connect_timeout(CONNECT_TIMEOUT)

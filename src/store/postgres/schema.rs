@@ -61,7 +61,6 @@ CREATE INDEX IF NOT EXISTS events_due ON {s}.events (due_ms, seq) WHERE state = 
 CREATE INDEX IF NOT EXISTS events_dead ON {s}.events (seq) WHERE state = 2;
 CREATE INDEX IF NOT EXISTS events_by_key ON {s}.events (order_key, seq)
     WHERE state < 2 AND order_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_unkeyed ON {s}.events (seq) WHERE NOT keyed;
 CREATE TABLE IF NOT EXISTS {s}.counters (
     slot int PRIMARY KEY,
     pending bigint NOT NULL DEFAULT 0,

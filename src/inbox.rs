@@ -46,6 +46,9 @@ pub struct Inbox {
 
 pub(crate) struct InboxInner {
     pub(crate) path: PathBuf,
+    /// What the store is, for operators: its directory, `memory`, or a
+    /// database URL without its password, and the schema.
+    pub(crate) label: String,
     pub(crate) store: Box<dyn Backend>,
     pub(crate) counters: Counters,
     pub(crate) clock: Arc<dyn Clock>,

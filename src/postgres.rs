@@ -212,11 +212,11 @@ impl PostgresBuilder {
             max_pending: self.max_pending,
             clock: Arc::clone(&self.clock),
         };
-        let Connected { backend } = crate::store::postgres::connect(settings)?;
+        let Connected { backend, label } = crate::store::postgres::connect(settings)?;
         Ok(Inbox::memory_builder()
             .clock_arc(self.clock)
             .retention(self.retention)
-            .with_backend(std::path::PathBuf::new(), Box::new(backend)))
+            .with_labelled_backend(label, std::path::PathBuf::new(), Box::new(backend)))
     }
 }
 

@@ -126,7 +126,7 @@ impl Filters {
 pub(crate) fn stats_json(inbox: &Inbox) -> Value {
     let s = inbox.stats();
     json!({
-        "store": inbox.path().display().to_string(),
+        "store": &inbox.inner().label,
         "pending": s.pending,
         "retrying": s.retrying,
         "dead": s.dead,

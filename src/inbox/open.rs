@@ -199,8 +199,24 @@ impl InboxBuilder {
     /// The inbox over `store`, with this builder's clock and retention: how
     /// every backend is opened once it is connected.
     pub(crate) fn with_backend(self, path: PathBuf, store: Box<dyn Backend>) -> Inbox {
+        let label = if path.as_os_str().is_empty() {
+            "memory".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        self.with_labelled_backend(label, path, store)
+    }
+
+    /// As [`with_backend`](Self::with_backend), with what operators see as the store.
+    pub(crate) fn with_labelled_backend(
+        self,
+        label: String,
+        path: PathBuf,
+        store: Box<dyn Backend>,
+    ) -> Inbox {
         Inbox {
             inner: Arc::new(InboxInner {
+                label,
                 path,
                 store,
                 counters: Counters::default(),

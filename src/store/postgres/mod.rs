@@ -55,6 +55,22 @@ pub(crate) struct Settings {
 /// A connected backend.
 pub(crate) struct Connected {
     pub(crate) backend: PgBackend,
+    /// `postgres://user@host:port/db (schema s)`: no password.
+    pub(crate) label: String,
+}
+
+/// What operators see as the store: the connection without its password.
+fn label(config: &postgres::Config, schema: &str) -> String {
+    use postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(name)) => name.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("");
+    let db = config.get_dbname().unwrap_or(user);
+    format!("postgres://{user}@{host}:{port}/{db} (schema {schema})")
 }
 
 /// A PostgreSQL error in a few words: the server's message and code, or
@@ -203,6 +219,7 @@ pub(crate) fn connect(settings: Settings) -> Result<Connected, OpenError> {
     wake::start_upkeep(&shared).map_err(io)?;
     Ok(Connected {
         backend: PgBackend { shared, inserter },
+        label: label(&config, &settings.schema),
     })
 }
 
@@ -398,6 +415,16 @@ mod tests {
             max_pending: 100,
             clock: Arc::new(ManualClock::at_unix(0)),
         }
+    }
+
+    #[test]
+    fn the_label_has_no_password() {
+        let config = pool::config("postgres://hooks:s3cret@db.internal:6543/inbox").unwrap();
+        let shown = label(&config, "hooks");
+        assert_eq!(
+            shown,
+            "postgres://hooks@db.internal:6543/inbox (schema hooks)"
+        );
     }
 
     #[test]

@@ -141,7 +141,9 @@ impl Server {
     /// `pg_ctl restart -m mode`: how long the server was away.
     fn restart(&self, mode: &str) -> Duration {
         let started = Instant::now();
-        if let Err(e) = self.pg_ctl(&["restart", "-m", mode]) {
+        // With its log file again: else the server writes to (and holds
+        // open) pg_ctl's output, which this test reads to the end.
+        if let Err(e) = self.pg_ctl(&["restart", "-m", mode, "-l", &self.log()]) {
             let log = std::fs::read_to_string(self.log()).unwrap_or_default();
             panic!("{e}\n{log}");
         }

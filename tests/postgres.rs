@@ -13,7 +13,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -135,6 +135,8 @@ struct Links {
     up: AtomicBool,
     /// The listener is bound now.
     listening: AtomicBool,
+    /// Bytes are held, not passed on: a database that stopped answering.
+    frozen: AtomicBool,
     stop: AtomicBool,
     /// Both ends of every forwarded connection.
     open: Mutex<Vec<TcpStream>>,
@@ -147,6 +149,7 @@ impl Forwarder {
         let shared = Arc::new(Links {
             up: AtomicBool::new(true),
             listening: AtomicBool::new(true),
+            frozen: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             open: Mutex::default(),
         });
@@ -184,6 +187,16 @@ impl Forwarder {
         }
     }
 
+    /// Holds every byte from now on, connections left open: the database
+    /// (or the network to it) stopped answering.
+    fn freeze(&self) {
+        self.shared.frozen.store(true, Ordering::SeqCst);
+    }
+
+    fn thaw(&self) {
+        self.shared.frozen.store(false, Ordering::SeqCst);
+    }
+
     /// Accepts and forwards again (listening when this returns).
     fn restore(&self) {
         {
@@ -203,6 +216,7 @@ impl Forwarder {
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
+        self.shared.frozen.store(false, Ordering::SeqCst);
         self.cut();
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
@@ -215,7 +229,7 @@ fn accept_loop(
     mut listener: Option<TcpListener>,
     addr: SocketAddr,
     upstream: SocketAddr,
-    links: &Links,
+    links: &Arc<Links>,
 ) {
     let nap = || std::thread::sleep(Duration::from_millis(2));
     while !links.stop.load(Ordering::SeqCst) {
@@ -259,15 +273,29 @@ fn accept_loop(
         open.push(client.try_clone().unwrap());
         open.push(server.try_clone().unwrap());
         drop(open);
-        pump(client.try_clone().unwrap(), server.try_clone().unwrap());
-        pump(server, client);
+        pump(
+            client.try_clone().unwrap(),
+            server.try_clone().unwrap(),
+            links,
+        );
+        pump(server, client, links);
     }
 }
 
-/// Copies `from` to `to` on a thread until either end closes.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to` on a thread until either end closes, holding
+/// what it reads while the forwarder is frozen.
+fn pump(mut from: TcpStream, mut to: TcpStream, links: &Arc<Links>) {
+    let links = Arc::clone(links);
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            while links.frozen.load(Ordering::SeqCst) && !links.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = from.shutdown(Shutdown::Both);
         let _ = to.shutdown(Shutdown::Both);
     });
@@ -484,6 +512,37 @@ fn ingest_failing_in_the_database_writes_nothing() {
     assert!(matches!(again, Ok(Ingested::Accepted { .. })), "{again:?}");
     let stats = inbox.stats();
     assert_eq!((stats.pending, stats.dedup_markers), (2, 2));
+    inbox.close().unwrap();
+}
+
+/// A database that stops answering (a hung server or storage, a network
+/// path that drops everything) should still get a 503 within the sender's
+/// patience (the statement timeout is 10 s). It does not: nothing on the
+/// client side bounds the wait for an answer, so `ingest` blocks until the
+/// connection breaks (with TCP's own timeouts, many minutes) and every
+/// ingest queued behind it waits too.
+#[test]
+#[ignore = "bug: ingest waits without limit on a database that stops answering (see report)"]
+fn ingest_answers_503_when_the_database_stops_answering() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::fresh(&url, "silent");
+    let forwarder = Forwarder::start(upstream(&url));
+    let inbox = Inbox::postgres(&forwarder.url(&url))
+        .schema(&schema.name)
+        .connect()
+        .unwrap();
+    let ingestor = bluum(&inbox);
+    accept(&ingestor, "evt_1", 1);
+    forwarder.freeze();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stuck = ingestor.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(send(&stuck, "evt_2", 2).map_err(|e| e.status()));
+    });
+    let outcome = rx.recv_timeout(Duration::from_secs(20));
+    forwarder.thaw();
+    let outcome = outcome.expect("ingest did not answer within 20 s");
+    assert_eq!(outcome.err(), Some(503));
     inbox.close().unwrap();
 }
 
@@ -749,12 +808,20 @@ fn a_newer_schema_is_refused_and_left_unchanged() {
 #[test]
 fn replicas_connecting_at_once_to_a_fresh_schema_all_succeed() {
     let Some(url) = pg::url() else { return };
-    let schema = pg::Schema::fresh(&url, "race");
+    // Without the lock, about two rounds in three fail here (a duplicate
+    // key in the catalog as both create the schema): three rounds.
+    for _ in 0..3 {
+        connect_at_once(&url);
+    }
+}
+
+fn connect_at_once(url: &str) {
+    let schema = pg::Schema::fresh(url, "race");
     let n = 6;
     let barrier = Arc::new(Barrier::new(n));
     let threads: Vec<_> = (0..n)
         .map(|_| {
-            let (url, name, barrier) = (url.clone(), schema.name.clone(), Arc::clone(&barrier));
+            let (url, name, barrier) = (url.to_owned(), schema.name.clone(), Arc::clone(&barrier));
             std::thread::spawn(move || {
                 barrier.wait();
                 Inbox::postgres(&url).schema(name).pool_size(1).connect()

@@ -188,14 +188,26 @@ pub(crate) struct PgBackend {
 pub(crate) fn connect(settings: Settings) -> Result<Connected, OpenError> {
     schema::check_name(&settings.schema)?;
     let config = pool::config(&settings.url).map_err(|detail| OpenError::Database { detail })?;
-    let mut first = Conn::connect(&config).map_err(|e| OpenError::Database {
-        detail: match e {
-            StoreError::Database(d) => d,
-            other => other.to_string(),
-        },
+    // On a thread of its own, like every query: the caller may be a tokio
+    // runtime's thread, where the `postgres` client panics (connecting and
+    // dropping the connection too).
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut first = Conn::connect(&config).map_err(|e| OpenError::Database {
+                detail: match e {
+                    StoreError::Database(d) => d,
+                    other => other.to_string(),
+                },
+            })?;
+            schema::migrate(&mut first.client, &settings.schema, settings.migrate)
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(OpenError::Database {
+                detail: "the connecting thread panicked".to_owned(),
+            })
+        })
     })?;
-    schema::migrate(&mut first.client, &settings.schema, settings.migrate)?;
-    drop(first);
     let io = |e: StoreError| OpenError::Database {
         detail: e.to_string(),
     };

@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use postgres::Config;
 
-use super::pool::{Conn, failed};
+use super::pool::{Conn, JOB_DEADLINE, failed, no_answer};
 use super::{Shared, big};
 use crate::clock::unix_millis;
 use crate::store::{Insert, NewEvent, StoreError};
@@ -19,6 +20,9 @@ use crate::sync::lock;
 const MAX_BATCH: usize = 512;
 /// Body bytes per batch, at most (a batch goes over it by one event).
 const MAX_BATCH_BYTES: usize = 8 << 20;
+/// Events waiting for the inserting thread, at most: past it (the database
+/// is not keeping up, or not answering) `ingest` answers 503 at once.
+const MAX_QUEUED: usize = 16_384;
 
 /// One event waiting to be inserted, and where its answer goes.
 struct Request {
@@ -28,6 +32,8 @@ struct Request {
     received_ms: i64,
     headers: String,
     body: Vec<u8>,
+    /// When its caller stops waiting (it is then not inserted, if not begun).
+    deadline: Instant,
     reply: Sender<Result<Insert, StoreError>>,
 }
 
@@ -39,7 +45,7 @@ pub(super) struct Inserter {
 impl Inserter {
     /// Starts the inserting thread, with a connection of its own.
     pub(super) fn start(config: &Config, shared: &Arc<Shared>) -> Result<Self, StoreError> {
-        let (queue, requests) = crossbeam_channel::unbounded();
+        let (queue, requests) = crossbeam_channel::bounded(MAX_QUEUED);
         let config = config.clone();
         let sql = shared.sql.ingest.clone();
         let (max_pending, lock_key) = (big(shared.max_pending), shared.insert_lock);
@@ -69,11 +75,22 @@ impl Inserter {
             received_ms: unix_millis(event.received_at),
             headers,
             body: event.body.to_vec(),
+            deadline: Instant::now() + JOB_DEADLINE,
             reply,
         };
         let queue = lock(&self.queue).clone().ok_or(StoreError::Closed)?;
-        queue.send(request).map_err(|_| StoreError::Closed)?;
-        answer.recv().unwrap_or(Err(StoreError::Closed))
+        queue.try_send(request).map_err(|e| match e {
+            TrySendError::Full(_) => {
+                StoreError::Database("too many deliveries waiting for the database".to_owned())
+            }
+            TrySendError::Disconnected(_) => StoreError::Closed,
+        })?;
+        match answer.recv_timeout(JOB_DEADLINE) {
+            Ok(answer) => answer,
+            // It may still commit (its retry is then a duplicate).
+            Err(RecvTimeoutError::Timeout) => Err(no_answer()),
+            Err(RecvTimeoutError::Disconnected) => Err(StoreError::Closed),
+        }
     }
 
     /// Lets the thread finish the batch at hand and end.
@@ -86,16 +103,21 @@ impl Inserter {
 fn run(config: &Config, sql: &str, max_pending: i64, lock_key: i64, requests: &Receiver<Request>) {
     let mut conn: Option<Conn> = None;
     while let Ok(first) = requests.recv() {
-        let mut batch = vec![first];
-        let mut bytes = batch[0].body.len();
-        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-            match requests.try_recv() {
-                Ok(next) => {
-                    bytes += next.body.len();
-                    batch.push(next);
-                }
-                Err(_) => break,
+        let mut batch = Vec::with_capacity(64);
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some(request) = next.take() {
+            // Whoever waited for it has been answered already.
+            if request.deadline > Instant::now() {
+                bytes += request.body.len();
+                batch.push(request);
             }
+            if batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                next = requests.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            continue;
         }
         if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             conn = Conn::connect(config).ok();

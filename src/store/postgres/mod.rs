@@ -190,24 +190,38 @@ pub(crate) fn connect(settings: Settings) -> Result<Connected, OpenError> {
     let config = pool::config(&settings.url).map_err(|detail| OpenError::Database { detail })?;
     // On a thread of its own, like every query: the caller may be a tokio
     // runtime's thread, where the `postgres` client panics (connecting and
-    // dropping the connection too).
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut first = Conn::connect(&config).map_err(|e| OpenError::Database {
-                detail: match e {
-                    StoreError::Database(d) => d,
-                    other => other.to_string(),
-                },
-            })?;
-            schema::migrate(&mut first.client, &settings.schema, settings.migrate)
+    // dropping the connection too). Bounded: `connect_timeout` covers the
+    // TCP connect only, not a server that accepts and never answers.
+    let (connected_tx, connected) = crossbeam_channel::bounded(1);
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    let (first_config, schema, migrate) =
+        (config.clone(), settings.schema.clone(), settings.migrate);
+    std::thread::Builder::new()
+        .name("webhook-inbox-pg-connect".into())
+        .spawn(move || {
+            let first = Conn::connect(&first_config);
+            let _ = connected_tx.send(());
+            let migrated = first
+                .map_err(|e| OpenError::Database {
+                    detail: match e {
+                        StoreError::Database(d) => d,
+                        other => other.to_string(),
+                    },
+                })
+                .and_then(|mut first| schema::migrate(&mut first.client, &schema, migrate));
+            let _ = done_tx.send(migrated);
         })
-        .join()
-        .unwrap_or_else(|_| {
-            Err(OpenError::Database {
-                detail: "the connecting thread panicked".to_owned(),
-            })
-        })
-    })?;
+        .map_err(|e| OpenError::Database {
+            detail: format!("cannot start a thread: {e}"),
+        })?;
+    let silent = |what: &str| OpenError::Database {
+        detail: format!("the server did not answer within {what}"),
+    };
+    connected
+        .recv_timeout(pool::CONNECT_TIMEOUT + Duration::from_millis(500))
+        .map_err(|_| silent("the connect timeout"))?;
+    done.recv_timeout(pool::JOB_DEADLINE)
+        .map_err(|_| silent("the job deadline"))??;
     let io = |e: StoreError| OpenError::Database {
         detail: e.to_string(),
     };

@@ -7,9 +7,11 @@
 //! the pool recovers by itself when the database comes back.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use postgres::{Client, Config, NoTls, Statement};
 
 use super::describe;
@@ -18,8 +20,14 @@ use crate::store::StoreError;
 /// How long connecting may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one statement may run before the server cancels it: well under
-/// a sender's 30 s budget, so a stuck database gives a 503, not a timeout.
+/// a sender's 30 s budget, so a slow database gives a 503, not a timeout.
 pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller waits for a job's answer. The server's statement
+/// timeout cannot help when the server stops answering altogether (a hung
+/// host, a network path that drops everything, a connection that never
+/// gets past its startup): past this the caller gets a database error (503
+/// at ingest) and the stuck connection's thread is left to TCP's timeouts.
+pub(crate) const JOB_DEADLINE: Duration = Duration::from_secs(15);
 
 /// One connection and the statements prepared on it.
 pub(crate) struct Conn {
@@ -54,6 +62,14 @@ impl Conn {
     }
 }
 
+/// The error of a job the database did not answer in time.
+pub(crate) fn no_answer() -> StoreError {
+    StoreError::Database(format!(
+        "the database did not answer within {} s",
+        JOB_DEADLINE.as_secs()
+    ))
+}
+
 /// A database error as a store error.
 pub(crate) fn failed(e: postgres::Error) -> StoreError {
     StoreError::Database(describe(&e))
@@ -74,6 +90,10 @@ pub(crate) fn config(url: &str) -> Result<Config, String> {
         .connect_timeout(CONNECT_TIMEOUT)
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3)
+        // Unacknowledged data past this breaks the connection (a dead peer).
+        .tcp_user_timeout(Duration::from_secs(30))
         .application_name("webhook-inbox")
         .options(&format!("-c statement_timeout={timeout_ms}"));
     Ok(config)
@@ -102,20 +122,34 @@ impl Pool {
         Ok(Self { jobs })
     }
 
-    /// Runs `job` on a connection and answers what it answers.
+    /// Runs `job` on a connection and answers what it answers, or a
+    /// database error after [`JOB_DEADLINE`] (a job not started by then is
+    /// dropped unrun).
     pub(crate) fn run<R: Send + 'static>(
         &self,
         job: impl FnOnce(&mut Conn) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let given_up = Arc::clone(&abandoned);
         let job: Job = Box::new(move |conn| {
+            if given_up.load(Ordering::SeqCst) {
+                return false;
+            }
             let answer = conn.and_then(job);
             let failed = answer.is_err();
             let _ = tx.send(answer);
             failed
         });
         self.jobs.send(job).map_err(|_| StoreError::Closed)?;
-        rx.recv().unwrap_or(Err(StoreError::Closed))
+        match rx.recv_timeout(JOB_DEADLINE) {
+            Ok(answer) => answer,
+            Err(RecvTimeoutError::Timeout) => {
+                abandoned.store(true, Ordering::SeqCst);
+                Err(no_answer())
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(StoreError::Closed),
+        }
     }
 }
 

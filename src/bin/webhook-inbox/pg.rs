@@ -81,10 +81,10 @@ fn passwords(url: &str) -> Vec<String> {
     }
     if let Some((_, query)) = rest.split_once('?') {
         for param in query.split('&') {
-            if let Some((key, value)) = param.split_once('=') {
-                if is_password_key(key) {
-                    found.push(value.to_owned());
-                }
+            if let Some((key, value)) = param.split_once('=')
+                && is_password_key(key)
+            {
+                found.push(value.to_owned());
             }
         }
     }

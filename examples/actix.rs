@@ -15,9 +15,15 @@
 //! order.filled <event id> attempt 1`. `--header-timeout-ms`,
 //! `--request-deadline-ms` and `--max-connections` override the limits below
 //! (the tests shorten them).
+//!
+//! `--postgres postgres://user:password@host/db` (feature `postgres`) keeps
+//! the events in PostgreSQL instead of a directory, in schema `--schema NAME`
+//! (default `webhook_inbox`), created or migrated on connect; several copies
+//! of the example, on other ports, then share one inbox and its work:
+//! `cargo run --example actix --features postgres -- --port 3001 --postgres
+//! postgres://hooks:pw@localhost/hooks`. Give `--store` or `--postgres`, not both.
 
 use std::error::Error;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::http::{KeepAlive, StatusCode, header};
@@ -54,13 +60,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let deadline = Deadline(millis_arg("--request-deadline-ms", REQUEST_DEADLINE)?);
     let max_connections = count_arg("--max-connections", MAX_CONNECTIONS)?;
     let mut scratch = None; // without `--store`: a private directory, removed when dropped
-    let store = match arg("--store") {
-        Some(path) => PathBuf::from(path),
-        None => scratch.insert(private_dir()?).path().to_owned(),
+    let inbox = match (arg("--postgres"), arg("--store")) {
+        (Some(_), Some(_)) => return Err("give --store DIR or --postgres URL, not both".into()),
+        (Some(url), None) => postgres(&url)?,
+        (None, Some(path)) => Inbox::open(path)?,
+        (None, None) => Inbox::open(scratch.insert(private_dir()?).path())?,
     };
     let secret = std::env::var("WEBHOOK_SECRET").unwrap_or_else(|_| TEST_SECRET.to_owned());
 
-    let inbox = Inbox::open(&store)?;
     let bluum = inbox
         .ingestor(Verifier::new(Scheme::bluum(), [secret])?)
         .build()?;
@@ -168,6 +175,23 @@ fn count_arg(name: &str, default: usize) -> Result<usize, String> {
         Some(Ok(n)) if n > 0 => Ok(n),
         Some(_) => Err(format!("{name} takes a whole number above 0")),
     }
+}
+
+/// The inbox in PostgreSQL at `url` (`--postgres`), in `--schema` (default
+/// `webhook_inbox`), created or migrated on connect. Several replicas may
+/// share it. `connect` blocks while it connects and migrates, so it runs on
+/// a thread of its own, not on the async runtime's.
+#[cfg(feature = "postgres")]
+fn postgres(url: &str) -> Result<Inbox, Box<dyn Error>> {
+    let schema = arg("--schema").unwrap_or_else(|| webhook_inbox::postgres::DEFAULT_SCHEMA.into());
+    let builder = Inbox::postgres(url).schema(schema);
+    let connected = std::thread::spawn(move || builder.connect()).join();
+    Ok(connected.map_err(|_| "connecting to PostgreSQL panicked")??)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_url: &str) -> Result<Inbox, Box<dyn Error>> {
+    Err("--postgres needs the `postgres` feature: cargo run --example actix --features postgres -- --postgres URL".into())
 }
 
 /// A fresh directory only this user can open: an unguessable name, created

@@ -29,10 +29,16 @@
 //! again), and the worker prints `handled order.filled <event id> attempt 1`.
 //! `--header-timeout-ms`, `--request-deadline-ms` and `--max-connections`
 //! override the limits below (the tests shorten them).
+//!
+//! `--postgres postgres://user:password@host/db` (feature `postgres`) keeps
+//! the events in PostgreSQL instead of a directory, in schema `--schema NAME`
+//! (default `webhook_inbox`), created or migrated on connect; several copies
+//! of the example, on other ports, then share one inbox and its work:
+//! `cargo run --example tiny_http --features postgres -- --port 3001 --postgres
+//! postgres://hooks:pw@localhost/hooks`. Give `--store` or `--postgres`, not both.
 
 use std::error::Error;
 use std::io::Read;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tiny_http::{Header, Method, Request, Response, Server};
@@ -65,14 +71,15 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         max_connections: count_arg("--max-connections", MAX_CONNECTIONS)?,
     };
     let mut scratch = None; // without `--store`: a private directory (left behind when killed)
-    let store = match arg("--store") {
-        Some(path) => PathBuf::from(path),
-        None => scratch.insert(private_dir()?).path().to_owned(),
+    let inbox = match (arg("--postgres"), arg("--store")) {
+        (Some(_), Some(_)) => return Err("give --store DIR or --postgres URL, not both".into()),
+        (Some(url), None) => postgres(&url)?,
+        (None, Some(path)) => Inbox::open(path)?,
+        (None, None) => Inbox::open(scratch.insert(private_dir()?).path())?,
     };
     let private = private_dir()?; // tiny_http's socket: only the guard reaches it
     let secret = std::env::var("WEBHOOK_SECRET").unwrap_or_else(|_| TEST_SECRET.to_owned());
 
-    let inbox = Inbox::open(&store)?;
     let bluum = inbox
         .ingestor(Verifier::new(Scheme::bluum(), [secret])?)
         .build()?;
@@ -159,6 +166,20 @@ fn count_arg(name: &str, default: usize) -> Result<usize, String> {
         Some(Ok(n)) if n > 0 => Ok(n),
         Some(_) => Err(format!("{name} takes a whole number above 0")),
     }
+}
+
+/// The inbox in PostgreSQL at `url` (`--postgres`), in `--schema` (default
+/// `webhook_inbox`), created or migrated on connect. Several replicas may
+/// share it.
+#[cfg(feature = "postgres")]
+fn postgres(url: &str) -> Result<Inbox, Box<dyn Error + Send + Sync>> {
+    let schema = arg("--schema").unwrap_or_else(|| webhook_inbox::postgres::DEFAULT_SCHEMA.into());
+    Ok(Inbox::postgres(url).schema(schema).connect()?)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_url: &str) -> Result<Inbox, Box<dyn Error + Send + Sync>> {
+    Err("--postgres needs the `postgres` feature: cargo run --example tiny_http --features postgres -- --postgres URL".into())
 }
 
 /// A fresh directory only this user can open: an unguessable name, created

@@ -11,6 +11,11 @@
 //! shortened by flags (`--header-timeout-ms`, `--request-deadline-ms`): a
 //! request whose headers stall, one whose body stalls, and a genuine delivery
 //! from another client while several of them are open.
+//!
+//! With `WEBHOOK_INBOX_TEST_POSTGRES` set, each example also runs with
+//! `--postgres URL --schema <fresh>` and shares its inbox with a library
+//! replica in this process (without it those tests say why and pass, except
+//! under `CI=true`).
 
 mod common;
 
@@ -42,7 +47,7 @@ const STALLED: usize = 10;
 /// The one scenario every example must pass.
 fn scenario(example: &str) {
     let store = TempDir::new(example);
-    let mut server = Server::start(example, store.path(), &[]);
+    let mut server = Server::start(example, Some(store.path()), &[]);
     let post = |headers: &[(String, String)], body: &[u8]| server.post(headers, body);
 
     let body = bluum_body("order.filled", 1);
@@ -118,7 +123,7 @@ fn slow_clients(example: &str) {
         "--request-deadline-ms",
         &ms(REQUEST_DEADLINE),
     ];
-    let mut server = Server::start(example, store.path(), &flags);
+    let mut server = Server::start(example, Some(store.path()), &flags);
     let addr = server.addr().to_owned();
 
     let head = format!(
@@ -202,7 +207,7 @@ fn connection_cap(example: &str) {
     let store = TempDir::new(example);
     let ms = HEADER_TIMEOUT.as_millis().to_string();
     let flags = ["--header-timeout-ms", &ms, "--max-connections", "2"];
-    let server = Server::start(example, store.path(), &flags);
+    let server = Server::start(example, Some(store.path()), &flags);
     let addr = server.addr().to_owned();
     let stalled = [
         Stalled::open(&addr, b"POST /webhooks/bluum HTTP/1.1\r\n"),
@@ -226,6 +231,131 @@ fn connection_cap(example: &str) {
     );
     eprintln!("{example}: the third connection was served {waited:?} after 2 stalled ones opened");
     drop(stalled);
+}
+
+/// With `--postgres URL --schema NAME` the example keeps its events in
+/// PostgreSQL: it creates the schema on connect, a signed delivery posted
+/// over HTTP is committed there (the library, connected to the same schema
+/// as another replica would be, answers its redelivery `duplicate` and sees
+/// the example's worker handle it), and an event that other replica accepts
+/// is run by the example's worker: one inbox, shared.
+#[cfg(feature = "postgres")]
+fn on_postgres(example: &str) {
+    use webhook_inbox::{Inbox, Ingested, Verifier};
+    let Some(schema) = pg::Schema::fresh(example) else {
+        return;
+    };
+    let flags = ["--postgres", &schema.url, "--schema", &schema.name];
+    let mut server = Server::start(example, None, &flags);
+    let body = bluum_body("order.filled", 1);
+    let headers = bluum_headers("evt_pg_http", &body);
+    assert_eq!(server.post(&headers, &body), (200, "accepted".into()));
+
+    // Another replica: the library on the same schema, which it never migrates.
+    let replica = Inbox::postgres(&schema.url)
+        .schema(schema.name.as_str())
+        .migrate(false)
+        .pool_size(1)
+        .connect()
+        .expect("the example created the schema");
+    let bluum = replica
+        .ingestor(Verifier::new(Scheme::bluum(), [SECRET]).unwrap())
+        .build()
+        .unwrap();
+    let again = bluum.ingest(&headers, &body);
+    assert!(
+        matches!(again, Ok(Ingested::Duplicate { .. })),
+        "{example}: the delivery's dedup marker is in the database: {again:?}"
+    );
+    server.wait_for("handled order.filled evt_pg_http attempt 1", HANDLED);
+    // The handler prints before the worker records its outcome.
+    let deadline = Instant::now() + HANDLED;
+    while replica.event("evt_pg_http").unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "{example}: the example's worker never recorded the outcome in the database"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let other = bluum_body("order.filled", 2);
+    let accepted = bluum.ingest(&bluum_headers("evt_pg_replica", &other), &other);
+    assert!(
+        matches!(accepted, Ok(Ingested::Accepted { .. })),
+        "{accepted:?}"
+    );
+    server.wait_for("handled order.filled evt_pg_replica attempt 1", HANDLED);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.lines_starting("handled ").len(), 2, "each once");
+    let stats = replica.stats();
+    assert_eq!((stats.pending, stats.dedup_markers), (0, 2), "{stats:?}");
+    drop(bluum);
+    replica.close().unwrap();
+
+    // Both places at once is a mistake, said before anything is opened.
+    let both = Command::new(example_path(example))
+        .args(["--port", "0", "--store", "/nonexistent/hooks"])
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!both.status.success());
+    let stderr = String::from_utf8_lossy(&both.stderr);
+    assert!(stderr.contains("not both"), "{example}: {stderr}");
+}
+
+/// The test database, as tests/common/postgres.rs gives it (a private copy).
+#[cfg(feature = "postgres")]
+mod pg {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const VAR: &str = "WEBHOOK_INBOX_TEST_POSTGRES";
+
+    /// A schema no other test uses, dropped with everything in it when this
+    /// is dropped. `None`, after saying why, without the test database;
+    /// a failure without it under `CI=true`.
+    pub struct Schema {
+        pub url: String,
+        pub name: String,
+    }
+
+    impl Schema {
+        pub fn fresh(what: &str) -> Option<Self> {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let url = match std::env::var(VAR) {
+                Ok(url) if !url.is_empty() => url,
+                _ => {
+                    assert!(
+                        std::env::var("CI").as_deref() != Ok("true"),
+                        "{VAR} is not set, and CI=true: PostgreSQL tests must run in CI"
+                    );
+                    eprintln!(
+                        "skipping: {VAR} is not set (see README, \"Running the PostgreSQL tests\")"
+                    );
+                    return None;
+                }
+            };
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let name = format!(
+                "t_ex_{what}_{}_{}_{nanos}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            );
+            Some(Self { url, name })
+        }
+    }
+
+    impl Drop for Schema {
+        fn drop(&mut self) {
+            if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
+                let drop = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
+                let _ = client.batch_execute(&drop);
+            }
+        }
+    }
 }
 
 #[cfg(feature = "axum")]
@@ -292,6 +422,30 @@ fn tiny_http_example_slow_clients() {
 #[test]
 fn tiny_http_example_connection_cap() {
     connection_cap("tiny_http");
+}
+
+#[cfg(all(feature = "axum", feature = "postgres"))]
+#[test]
+fn axum_example_on_postgres() {
+    on_postgres("axum");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn actix_example_on_postgres() {
+    on_postgres("actix");
+}
+
+#[cfg(all(feature = "http", feature = "postgres"))]
+#[test]
+fn hyper_example_on_postgres() {
+    on_postgres("hyper");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn tiny_http_example_on_postgres() {
+    on_postgres("tiny_http");
 }
 
 /// A raw connection that sent part of a request and then nothing more.
@@ -466,13 +620,16 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `example` on port 0 with its store in `store` and `flags`, and
-    /// waits until it listens.
-    fn start(example: &str, store: &Path, flags: &[&str]) -> Self {
+    /// Starts `example` on port 0 with its store in `store` (none: the
+    /// flags say where) and `flags`, and waits until it listens.
+    fn start(example: &str, store: Option<&Path>, flags: &[&str]) -> Self {
         let path = example_path(example);
-        let mut child = Command::new(&path)
-            .args(["--port", "0", "--store"])
-            .arg(store)
+        let mut command = Command::new(&path);
+        command.args(["--port", "0"]);
+        if let Some(store) = store {
+            command.arg("--store").arg(store);
+        }
+        let mut child = command
             .args(flags)
             .env("WEBHOOK_SECRET", SECRET)
             .stdin(Stdio::null())

@@ -41,7 +41,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         None => Auth::loopback_only(),
     };
     check_bind(&auth, args.listen).map_err(|e| Failure::Usage(e.to_string()))?;
-    let inbox = args.store.open()?;
+    let inbox = args.store.open()?.inbox;
     let routes = Admin::new(auth)
         .read_only(args.read_only)
         .router::<()>(&inbox)

@@ -7,6 +7,9 @@
 //!   and sled allows one process per store, so these run while the service
 //!   is stopped; for a running service, `--url http://host:port/admin` runs
 //!   them against its admin API (feature `admin`) with the same output.
+//!   A PostgreSQL store (`--store postgres://…`, `--schema NAME`) is shared:
+//!   they run while the service's replicas keep running, and never migrate.
+//! - `migrate`: create or upgrade a PostgreSQL store's schema, or print the SQL.
 //! - `admin`: the admin dashboard, JSON API and `/metrics` for a store.
 //! - `emulate`, `trigger`: a local Bluum (its webhook management API and
 //!   signed deliveries with retries) and a way to make it emit an event.
@@ -33,6 +36,8 @@ mod common;
 mod duration;
 mod emulate;
 mod list;
+mod migrate;
+mod pg;
 mod purge;
 mod remote;
 mod replay;
@@ -66,6 +71,8 @@ Store commands (stats, list, show, replay, purge) open the store at --store DIR
 (or $WEBHOOK_INBOX_STORE) and never create one. Only one process can have a store
 open: stop the service first, or run them against the service's admin API with
 --url http://host:port/admin (token from $WEBHOOK_INBOX_ADMIN_TOKEN or --token-file).
+A PostgreSQL store (--store postgres://user:password@host/db, --schema NAME) is
+used while the service runs, and never migrated: see `webhook-inbox migrate`.
 
 Exit status: 0 success; 1 refused or not found (invalid signature, a non-2xx
 answer to `send`, an unknown id); 2 usage or configuration error, or the store
@@ -102,6 +109,8 @@ enum Command {
     Replay(replay::Args),
     /// Delete dead letters for good (all, or those dead for at least --older-than).
     Purge(purge::Args),
+    /// Create or upgrade a PostgreSQL store's schema (--store URL), or print its SQL (--print).
+    Migrate(migrate::Args),
     /// Serve the admin dashboard, JSON API and /metrics for a store (loopback only without a token).
     Admin(admin::Args),
     /// Run a local Bluum: its webhook management API under /v1 and signed deliveries with retries.
@@ -133,6 +142,7 @@ impl Command {
             Self::Show(args) => show::run(args, remote),
             Self::Replay(args) => replay::run(args, remote),
             Self::Purge(args) => purge::run(args, remote),
+            Self::Migrate(args) => migrate::run(args),
             Self::Admin(args) => admin::run(args),
             Self::Emulate(args) => emulate::run(args),
             Self::Trigger(args) => trigger::run(args),

@@ -5,7 +5,7 @@ use webhook_inbox::Replay;
 
 use crate::common::{self, Failure};
 use crate::remote::Remote;
-use crate::store::StoreArgs;
+use crate::store::{Location, StoreArgs};
 
 /// Flags of `webhook-inbox replay`.
 #[derive(Debug, clap::Args)]
@@ -36,7 +36,7 @@ pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
         (None, Some(pattern)) => Replay::Type(pattern),
         (None, None) => Replay::AllDead,
     };
-    let (replayed, path) = match remote {
+    let (replayed, place, shared) = match remote {
         Some(remote) => {
             let body = match &which {
                 Replay::Id(id) => json!({ "id": id }),
@@ -45,10 +45,15 @@ pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
             };
             (
                 remote.bulk("/api/replay", "replayed", &body)?,
-                std::path::PathBuf::from(remote.url()),
+                remote.url().to_owned(),
+                true,
             )
         }
-        None => args.store.with(|inbox| inbox.replay(&which))?,
+        None => {
+            let (replayed, location) = args.store.with(|inbox| inbox.replay(&which))?;
+            let shared = matches!(location, Location::Postgres { .. });
+            (replayed, location.label(), shared)
+        }
     };
 
     if let (Replay::Id(id), 0) = (&which, replayed) {
@@ -56,7 +61,7 @@ pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
             "not found: no dead letter has id `{}` in {} (pending and retrying events are \
              not replayed; see `webhook-inbox show`)",
             common::clean(id),
-            path.display()
+            place
         )));
     }
     if args.json {
@@ -68,9 +73,13 @@ pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
     );
     if replayed > 0 {
         text.push_str(
-            "They are due now, with attempts counted afresh and their error history kept.\n\
-             The service's worker runs them once the service has the store open again.\n",
+            "They are due now, with attempts counted afresh and their error history kept.\n",
         );
+        text.push_str(if shared {
+            "The running service's workers pick them up within a few seconds.\n"
+        } else {
+            "The service's worker runs them once the service has the store open again.\n"
+        });
     }
     common::print(&text)
 }

@@ -61,7 +61,7 @@ pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
             common::print(&text(&shown, SystemTime::now()))
         };
     }
-    let (found, path) = args.store.with(|inbox| match &args.source {
+    let (found, location) = args.store.with(|inbox| match &args.source {
         Some(source) => inbox.event_from(source, &args.id),
         None => inbox.event(&args.id),
     })?;
@@ -70,7 +70,7 @@ pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
             "not found: no stored event has id `{}` in {} (never accepted, or \
                  already handled: handled events are not kept)",
             common::clean(&args.id),
-            path.display()
+            location.label()
         ))
     })?;
     if args.raw {

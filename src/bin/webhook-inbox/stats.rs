@@ -44,8 +44,8 @@ pub fn run(args: Args, remote: Option<&Remote>) -> Result<(), Failure> {
             .map(|s| std::time::Duration::from_millis((s * 1000.0).round() as u64));
         return common::print(&text(v["store"].as_str().unwrap_or(""), &stats));
     }
-    let (stats, path) = args.store.with(|inbox| Ok(inbox.stats()))?;
-    let path = path.display().to_string();
+    let (stats, location) = args.store.with(|inbox| Ok(inbox.stats()))?;
+    let path = location.label();
     if args.json {
         common::print_json(&json!({
             "store": path,

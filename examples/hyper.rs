@@ -190,14 +190,12 @@ fn count_arg(name: &str, default: usize) -> Result<usize, String> {
 
 /// The inbox in PostgreSQL at `url` (`--postgres`), in `--schema` (default
 /// `webhook_inbox`), created or migrated on connect. Several replicas may
-/// share it. `connect` blocks while it connects and migrates, so it runs on
-/// a thread of its own, not on the async runtime's.
+/// share it. Its queries run on the backend's own threads, so calling it
+/// here, on the runtime, is safe (it blocks once, at start-up).
 #[cfg(feature = "postgres")]
 fn postgres(url: &str) -> Result<Inbox, Box<dyn Error>> {
     let schema = arg("--schema").unwrap_or_else(|| webhook_inbox::postgres::DEFAULT_SCHEMA.into());
-    let builder = Inbox::postgres(url).schema(schema);
-    let connected = std::thread::spawn(move || builder.connect()).join();
-    Ok(connected.map_err(|_| "connecting to PostgreSQL panicked")??)
+    Ok(Inbox::postgres(url).schema(schema).connect()?)
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -76,10 +76,22 @@ fn label(config: &postgres::Config, schema: &str) -> String {
 /// A PostgreSQL error in a few words: the server's message and code, or
 /// the client's (never the connection string, which may hold a password).
 pub(crate) fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
     }
+    // The client's own message leaves its cause out ("error connecting to
+    // server"): add the chain ("Connection refused").
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The statements, with the schema filled in.

@@ -105,6 +105,11 @@ mod pg {
 
     impl Drop for Schema {
         fn drop(&mut self) {
+            // To look at what a failing run left behind.
+            if std::env::var_os("PG_KEEP_SCHEMA").is_some() {
+                eprintln!("kept schema {}", self.name);
+                return;
+            }
             if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
                 let _ = client.batch_execute(&format!(
                     "SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE",
@@ -156,7 +161,10 @@ impl Replica {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (stdout, stderr) = (process.stdout.take().unwrap(), process.stderr.take().unwrap());
+        let (stdout, stderr) = (
+            process.stdout.take().unwrap(),
+            process.stderr.take().unwrap(),
+        );
         let lines: Lines = Arc::default();
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = Arc::clone(&lines);
@@ -418,29 +426,63 @@ fn crash_router(side: &Arc<Side>, schema: &str, replica: i32, inc: i32) -> Route
 }
 
 /// A 2 s lease; a recorded success goes to `t_done` and a refused outcome
-/// to `t_lost`, from the observer (called once the outcome is committed).
-fn crash_config(side: &Arc<Side>, schema: &str, inc: i32) -> WorkerConfig {
+/// to `t_lost`, from the observer (called once the outcome is committed),
+/// through a thread of their own: the observer runs on the scheduler
+/// thread, which also keeps the leases alive, so it must not wait for the
+/// database. The thread ends (join it) once the worker is shut down.
+fn crash_config(side: &Arc<Side>, schema: &str, inc: i32) -> (WorkerConfig, JoinHandle<()>) {
     let side = Arc::clone(side);
     let (done, lost) = (
-        format!("INSERT INTO \"{schema}\".t_done (event_id, inc) VALUES ($1, $2)"),
-        format!("INSERT INTO \"{schema}\".t_lost (event_id, inc, attempt) VALUES ($1, $2, $3)"),
+        format!("INSERT INTO \"{schema}\".t_done (event_id, inc) SELECT unnest($1::text[]), $2"),
+        format!(
+            "INSERT INTO \"{schema}\".t_lost (event_id, inc, attempt) \
+             SELECT unnest($1::text[]), $2, unnest($3::int[])"
+        ),
     );
-    WorkerConfig::default()
+    // (id, None) for a recorded success, (id, Some(attempt)) for a lost lease.
+    let (tx, rx) = std::sync::mpsc::channel::<(String, Option<i32>)>();
+    let writer = std::thread::spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter().take(1000));
+            let (mut handled, mut refused, mut attempts) = (Vec::new(), Vec::new(), Vec::new());
+            for (id, attempt) in batch {
+                match attempt {
+                    None => handled.push(id),
+                    Some(a) => {
+                        refused.push(id);
+                        attempts.push(a);
+                    }
+                }
+            }
+            let written = side.with(|c| {
+                if !handled.is_empty() {
+                    c.execute(&done, &[&handled, &inc])?;
+                }
+                if !refused.is_empty() {
+                    c.execute(&lost, &[&refused, &inc, &attempts])?;
+                }
+                Ok(())
+            });
+            if let Err(err) = written {
+                eprintln!("could not record the observer's reports: {err}");
+            }
+        }
+    });
+    let tx = Mutex::new(tx);
+    let config = WorkerConfig::default()
         .threads(2)
         .lease(CRASH_LEASE)
         .backoff(Backoff::ladder([Duration::from_millis(20); 8]))
         .observe(move |e: &Event, r: &Report| {
-            let written = match r {
-                Report::Handled => side.with(|c| c.execute(&done, &[&e.id(), &inc])),
-                Report::LeaseLost { attempt } => {
-                    side.with(|c| c.execute(&lost, &[&e.id(), &inc, &as_i32(*attempt)]))
-                }
-                _ => Ok(0),
+            let report = match r {
+                Report::Handled => None,
+                Report::LeaseLost { attempt } => Some(as_i32(*attempt)),
+                _ => return,
             };
-            if let Err(err) = written {
-                eprintln!("observer could not record {}: {err}", e.id());
-            }
-        })
+            let _ = locked(&tx).send((e.id().to_owned(), report));
+        });
+    (config, writer)
 }
 
 #[test]
@@ -455,12 +497,9 @@ fn crash_replica_child() {
     let (replica, inc): (i32, i32) = (replica.parse().unwrap(), inc.parse().unwrap());
     let inbox = connect_replica(&url, schema);
     let side = Side::new(&url);
-    let _worker = Worker::start(
-        &inbox,
-        crash_router(&side, schema, replica, inc),
-        crash_config(&side, schema, inc),
-    )
-    .expect("worker");
+    let (config, _writer) = crash_config(&side, schema, inc);
+    let _worker =
+        Worker::start(&inbox, crash_router(&side, schema, replica, inc), config).expect("worker");
     let ingestor = inbox.ingestor(verifier()).build().expect("ingestor");
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
     say(&out, "READY");
@@ -566,14 +605,17 @@ fn sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success() {
 
     // A final replica (this process, not killed) drains what is left.
     let side = Side::new(&url);
+    let (config, writer) = crash_config(&side, &schema.name, as_i32(next_inc));
     let worker = Worker::start(
         &inbox,
         crash_router(&side, &schema.name, 3, as_i32(next_inc)),
-        crash_config(&side, &schema.name, as_i32(next_inc)),
+        config,
     )
     .unwrap();
     let drain = drained(&inbox, Duration::from_secs(120));
+    let worker_stats = worker.stats();
     worker.shutdown().unwrap();
+    writer.join().unwrap();
 
     let figures = check_crash_records(&url, &schema, &killed);
     let mut db = pg::connect(&url);
@@ -615,7 +657,10 @@ fn sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success() {
     let mut completed = 0usize;
     for id in &accepted {
         if id.ends_with('0') {
-            assert!(dead.contains(*id), "{id} failed for good but is no dead letter");
+            assert!(
+                dead.contains(*id),
+                "{id} failed for good but is no dead letter"
+            );
         } else {
             assert!(succeeded.contains(*id), "{id} never succeeded");
             completed += 1;
@@ -663,7 +708,8 @@ fn sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success() {
          {:.1} s; final drain {:.1} s. {} accepted, {} acknowledged, {} runs ({} interrupted by a kill), \
          {completed} completed, {} dead, 0 pending; 0 acknowledged but lost, 0 run after a recorded \
          success, 0 runs of one event at once; {} succeeded twice (the first replica killed before \
-         recording it), {} outcomes refused for a lost lease",
+         recording it), {} outcomes refused for a lost lease (final replica: {} handled, {} \
+         leases lost)",
         killed.len(),
         rounds_took.as_secs_f64(),
         drain.as_secs_f64(),
@@ -674,6 +720,8 @@ fn sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success() {
         dead.len(),
         figures.completed_twice,
         figures.leases_lost,
+        worker_stats.handled,
+        worker_stats.leases_lost,
     );
     assert!(
         killed_mid_ingest > 0 || rounds < 5,
@@ -721,7 +769,10 @@ fn check_crash_records(url: &str, schema: &pg::Schema, killed: &HashSet<i32>) ->
                            WHERE l.event_id = a.event_id AND l.inc IN (a.inc, b.inc))
          LIMIT 20",
     );
-    assert!(overlap.is_empty(), "one event ran twice at once: {overlap:?}");
+    assert!(
+        overlap.is_empty(),
+        "one event ran twice at once: {overlap:?}"
+    );
     // A success followed by another run: allowed only if the replica that
     // succeeded never recorded it — killed, or its lease lost.
     let again: Vec<(String, i32)> = db
@@ -818,13 +869,8 @@ fn order_router(side: &Arc<Side>, schema: &str, replica: i32) -> Router {
                 2 + u64::try_from(seq).unwrap_or(0) * 5 % 8,
             ));
             let ok = !(seq % 7 == 3 && attempt == 1);
-            side.with(|c| {
-                c.execute(
-                    &record,
-                    &[&key, &seq, &replica, &attempt, &ok, &started],
-                )
-            })
-            .map_err(HandlerError::retry)?;
+            side.with(|c| c.execute(&record, &[&key, &seq, &replica, &attempt, &ok, &started]))
+                .map_err(HandlerError::retry)?;
             if ok {
                 Ok(())
             } else {
@@ -1040,8 +1086,10 @@ fn ordering_key_holds_across_replica_processes() {
 // ---------------------------------------------------------------------------
 // c. A replica SIGKILLed mid-handler.
 
-const STALL_LEASE: Duration = Duration::from_secs(2);
 const STALL_EVENTS: usize = 4;
+/// How long the hung replica's handlers hold their claims before the kill
+/// (`PG_STALL_HOLD_SECS`): many heartbeats.
+const STALL_HOLD: Duration = Duration::from_secs(10);
 
 /// A replica whose handlers print `RUN id attempt` and then either hang
 /// (`hang`: until killed) or succeed (`quick`).
@@ -1051,11 +1099,19 @@ fn stall_replica_child() {
     let Some((url, spec)) = child_spec() else {
         return;
     };
-    let [schema, mode] = &spec[..] else {
-        panic!("spec: schema|mode")
+    let [schema, mode, lease_ms] = &spec[..] else {
+        panic!("spec: schema|mode|lease_ms")
     };
     let hang = mode == "hang";
-    let inbox = connect_replica(&url, schema);
+    let lease = Duration::from_millis(lease_ms.parse().unwrap());
+    // The replica that takes over polls four times a second (no LISTEN):
+    // it notices a lease that ran out sooner.
+    let inbox = Inbox::postgres(&url)
+        .schema(schema)
+        .pool_size(2)
+        .listen(hang)
+        .connect()
+        .expect("connect the replica");
     let out: Out = Arc::new(Mutex::new(std::io::stdout()));
     let said = Arc::clone(&out);
     let router = Router::builder()
@@ -1071,9 +1127,7 @@ fn stall_replica_child() {
     let _worker = Worker::start(
         &inbox,
         router,
-        WorkerConfig::default()
-            .threads(STALL_EVENTS)
-            .lease(STALL_LEASE),
+        WorkerConfig::default().threads(STALL_EVENTS).lease(lease),
     )
     .expect("worker");
     say(&out, "READY");
@@ -1082,6 +1136,16 @@ fn stall_replica_child() {
 
 #[test]
 fn claims_of_a_replica_killed_mid_handler_run_elsewhere_after_the_lease() {
+    killed_mid_handler(Duration::from_secs(2));
+}
+
+/// The same with the shortest lease a worker may ask for.
+#[test]
+fn claims_of_a_replica_killed_mid_handler_run_elsewhere_after_the_shortest_lease() {
+    killed_mid_handler(Duration::from_secs(1));
+}
+
+fn killed_mid_handler(lease: Duration) {
     let Some(url) = pg::url() else {
         return;
     };
@@ -1093,7 +1157,10 @@ fn claims_of_a_replica_killed_mid_handler_run_elsewhere_after_the_lease() {
             .filter_map(|(at, l)| l.strip_prefix("RUN ").map(|r| (*at, r.to_owned())))
             .collect()
     };
-    let hung = Replica::start("stall_replica_child", format!("{}|hang", schema.name));
+    let hung = Replica::start(
+        "stall_replica_child",
+        format!("{}|hang|{}", schema.name, lease.as_millis()),
+    );
     let ingestor = inbox.ingestor(verifier()).build().unwrap();
     for n in 0..STALL_EVENTS {
         let (id, body) = (format!("stall-{n}"), bluum_body("order.filled", n as u64));
@@ -1106,10 +1173,37 @@ fn claims_of_a_replica_killed_mid_handler_run_elsewhere_after_the_lease() {
         runs(lines).len() == STALL_EVENTS
     });
     // The other replica starts while the hung one holds every claim, and
-    // must leave them alone while heartbeats keep the leases alive, for
-    // more than twice the lease.
-    let other = Replica::start("stall_replica_child", format!("{}|quick", schema.name));
-    std::thread::sleep((claimed + STALL_LEASE * 5 / 2).saturating_duration_since(Instant::now()));
+    // must leave them alone while heartbeats keep the leases alive.
+
+    let other = Replica::start(
+        "stall_replica_child",
+        format!("{}|quick|{}", schema.name, lease.as_millis()),
+    );
+    let hold = std::env::var("PG_STALL_HOLD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(STALL_HOLD, Duration::from_secs);
+    // Meanwhile, every 5 ms, the claims' lease as the database holds it
+    // (the schema's `lease_until`, in unix ms by the replicas' clock, which
+    // is this machine's): it must never have run out. The other replica
+    // notices a lapse only if it polls within it; this sees lapses of a
+    // few milliseconds.
+    let mut db = pg::connect(&url);
+    let lapsed_sql = schema.sql(
+        "SELECT count(*) FROM {s}.events
+         WHERE lease_until IS NULL OR lease_until < (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+    );
+    let (mut samples, mut lapsed) = (0u32, 0u32);
+    while claimed.elapsed() < hold {
+        let n: i64 = db.query_one(&lapsed_sql, &[]).unwrap().get(0);
+        samples += 1;
+        lapsed += u32::from(n > 0);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        lapsed, 0,
+        "the hung replica's leases had run out in {lapsed} of {samples} samples: its heartbeat came late"
+    );
     let early = runs(&other.lines());
     assert!(
         early.is_empty(),
@@ -1119,12 +1213,10 @@ fn claims_of_a_replica_killed_mid_handler_run_elsewhere_after_the_lease() {
 
     let killed_at = Instant::now();
     let first = runs(&hung.kill()); // SIGKILL, mid-handler
-    let bound = STALL_LEASE + Duration::from_secs(3);
-    other.wait_for(
-        "RUN of every event after the kill",
-        bound,
-        |lines| runs(lines).len() == STALL_EVENTS,
-    );
+    let bound = lease + Duration::from_secs(3);
+    other.wait_for("RUN of every event after the kill", bound, |lines| {
+        runs(lines).len() == STALL_EVENTS
+    });
     let again = runs(&other.lines());
     let mut ids: Vec<&str> = again
         .iter()
@@ -1140,12 +1232,18 @@ fn claims_of_a_replica_killed_mid_handler_run_elsewhere_after_the_lease() {
     drained(&inbox, Duration::from_secs(10));
     println!(
         "{STALL_EVENTS} events claimed by a replica whose handlers hung for {:.1} s (lease {:?}, \
-         kept alive by heartbeats: the other replica did not run them); SIGKILLed mid-handler: \
+         kept alive by heartbeats: never lapsed in {samples} samples, the other replica did not \
+         run them); SIGKILLed mid-handler: \
          the other replica ran all of them {:.2}–{:.2} s after the kill (bound {bound:?}); \
          first runs {:?}, second runs {:?}",
         held_for.as_secs_f64(),
-        STALL_LEASE,
-        delays.iter().min().copied().unwrap_or_default().as_secs_f64(),
+        lease,
+        delays
+            .iter()
+            .min()
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64(),
         slowest.as_secs_f64(),
         first.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>(),
         again.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>(),

@@ -15,16 +15,20 @@
 //! - `sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success`:
 //!   three replicas ingest from several threads and work with a 2 s lease;
 //!   every round one of them, at random, is SIGKILLed and restarted
-//!   (`PG_CRASH_ROUNDS`, default 30; `PG_CRASH_SEED` replays the kills). A
-//!   final replica drains; then every acknowledged event is handled or dead,
-//!   no event ran after its success was recorded, and the counts add up.
+//!   (`PG_CRASH_ROUNDS`, default 30; `PG_CRASH_SEED` replays the kills;
+//!   `PG_KEEP_SCHEMA` keeps the tables to look at). The last three are
+//!   killed too and a final replica drains; then every acknowledged event
+//!   is handled or dead, nothing else is stored, the counts add up, and no
+//!   event ran after its success was recorded (or twice at once) except on
+//!   a stale claim (see `check_crash_records`).
 //! - `ordering_key_holds_across_replica_processes`: three replicas with
 //!   `ordering_key("/key")` ingest interleaved keys concurrently; no two runs
 //!   of one key overlap, and each key's events run in acceptance order.
-//! - `claims_of_a_replica_killed_mid_handler_run_elsewhere_after_the_lease`:
-//!   a replica hangs in its handlers past the lease (its heartbeat keeps the
-//!   claims: the other replica must not run them), is SIGKILLed, and the
-//!   other replica runs them within the lease plus 3 s. That the killed
+//! - `claims_of_a_replica_killed_mid_handler_run_elsewhere_after_the_lease`
+//!   (2 s) and `…_after_the_shortest_lease` (1 s): a replica's handlers hang
+//!   for 10 s; its heartbeat must keep the claims (sampled in the database
+//!   every 5 ms; the other replica must not run them); it is SIGKILLed, and
+//!   the other replica runs them within the lease plus 3 s. That the killed
 //!   replica's late outcome would be refused is the conformance suite's
 //!   `finish_with_a_stale_token_is_refused_and_writes_nothing`.
 #![cfg(feature = "postgres")]
@@ -1037,7 +1041,9 @@ fn ordering_key_holds_across_replica_processes() {
         .unwrap();
     let (mut runs, mut retries, mut handoffs) = (0, 0, 0);
     let mut by_replica = [0usize; 3];
-    let mut key_runs: HashMap<String, Vec<(i32, i32, bool, i64, i64)>> = HashMap::new();
+    // Per key: (seq, replica, ok, started µs, ended µs).
+    type Run = (i32, i32, bool, i64, i64);
+    let mut key_runs: HashMap<String, Vec<Run>> = HashMap::new();
     for row in &rows {
         key_runs.entry(row.get(0)).or_default().push((
             row.get(1),
@@ -1108,7 +1114,7 @@ const STALL_HOLD: Duration = Duration::from_secs(10);
 /// A replica whose handlers print `RUN id attempt` and then either hang
 /// (`hang`: until killed) or succeed (`quick`).
 #[test]
-#[ignore = "a replica of `claims_of_a_replica_killed_mid_handler_run_elsewhere_after_the_lease`"]
+#[ignore = "a replica of the `claims_of_a_replica_killed_mid_handler_…` tests"]
 fn stall_replica_child() {
     let Some((url, spec)) = child_spec() else {
         return;

@@ -15,7 +15,7 @@
 //! - `sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success`:
 //!   three replicas ingest from several threads and work with a 2 s lease;
 //!   every round one of them, at random, is SIGKILLed and restarted
-//!   (`PG_CRASH_ROUNDS`, default 30; `PG_CRASH_SEED` replays the kills;
+//!   (`PG_CRASH_ROUNDS`, default 20; `PG_CRASH_SEED` replays the kills;
 //!   `PG_KEEP_SCHEMA` keeps the tables to look at). The last three are
 //!   killed too and a final replica drains; then every acknowledged event
 //!   is handled or dead, nothing else is stored, the counts add up, and no
@@ -551,7 +551,7 @@ fn sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success() {
     let rounds: usize = std::env::var("PG_CRASH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(20);
     let mut seed = std::env::var("PG_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

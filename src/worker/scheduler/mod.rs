@@ -248,12 +248,18 @@ impl Scheduler {
 
     /// How long to sleep when nothing arrives: until the next retry is due,
     /// at most [`MAX_NAP`] while handlers are busy, else at most the
-    /// store's idle poll.
+    /// store's idle poll — and, while claims are held, never past their
+    /// next heartbeat (a store's idle poll, 1 s for PostgreSQL, may be
+    /// longer than a third of the lease).
     fn nap(&self) -> Duration {
         if self.room() == 0 {
             return MAX_NAP;
         }
-        let poll = self.store().idle_poll();
+        let mut poll = self.store().idle_poll();
+        if !self.held.is_empty() {
+            let beat = (self.config.lease / 3).saturating_sub(self.last_beat.0.elapsed());
+            poll = poll.min(beat.max(Duration::from_millis(2)));
+        }
         match self.store().next_due() {
             Ok(Some(at)) => {
                 let wait = u64::try_from(at.saturating_sub(self.now_ms())).unwrap_or(0);

@@ -101,7 +101,7 @@ impl Inserter {
 
 /// The inserting thread: a batch at a time until the queue closes.
 fn run(config: &Config, sql: &str, max_pending: i64, lock_key: i64, requests: &Receiver<Request>) {
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<Conn> = Conn::connect(config).ok();
     while let Ok(first) = requests.recv() {
         let mut batch = Vec::with_capacity(64);
         let mut bytes = 0;

@@ -155,7 +155,9 @@ impl Pool {
 
 /// A pool thread: runs jobs until the pool is dropped.
 fn serve(config: &Config, queue: &Receiver<Job>) {
-    let mut conn: Option<Conn> = None;
+    // Connected at once, so the first claims (timed against their lease)
+    // do not wait for a login.
+    let mut conn: Option<Conn> = Conn::connect(config).ok();
     while let Ok(job) = queue.recv() {
         if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             conn = None;

@@ -1,6 +1,7 @@
 //! The handler threads: each takes jobs off one channel, runs the router on
 //! the event, and sends the result back; slow ones are noticed and replaced.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -24,7 +25,8 @@ pub(super) struct Job {
     pub(super) progress: Option<Progress>,
 }
 
-/// A job back from a handler thread; `None` when it was not run (shutdown).
+/// A job back from a handler thread; `None` when it was not run (shutdown,
+/// or its claim was lost before it started).
 pub(super) struct Done {
     pub(super) job: Job,
     pub(super) result: Option<Dispatch>,
@@ -53,7 +55,12 @@ pub(super) struct Handlers {
     done_tx: Sender<Done>,
     pub(super) done: Receiver<Done>,
     threads: Vec<Thread>,
+    /// Claims found lost (seq, token): a job of one still queued is not run.
+    revoked: Arc<Revoked>,
 }
+
+/// Claims found lost whose jobs may still be queued.
+type Revoked = std::sync::Mutex<HashSet<(u64, Token)>>;
 
 impl Handlers {
     pub(super) fn new(
@@ -72,6 +79,21 @@ impl Handlers {
             done_tx,
             done,
             threads: Vec::new(),
+            revoked: Arc::default(),
+        }
+    }
+
+    /// The claim of `seq` under `token` was lost: if its job has not
+    /// started, it is not run (its holder would only have its outcome refused).
+    pub(super) fn revoke(&self, seq: u64, token: Token) {
+        lock(&self.revoked).insert((seq, token));
+    }
+
+    /// The job of `seq` under `token` is back: nothing to revoke any more.
+    pub(super) fn returned(&self, seq: u64, token: Token) {
+        let mut revoked = lock(&self.revoked);
+        if !revoked.is_empty() {
+            revoked.remove(&(seq, token));
         }
     }
 
@@ -84,11 +106,13 @@ impl Handlers {
             Arc::clone(&self.router),
             Arc::clone(&self.stop),
         );
-        let instruments = Arc::clone(&self.instruments);
+        let (instruments, revoked) = (Arc::clone(&self.instruments), Arc::clone(&self.revoked));
         let mine = Arc::clone(&slot);
         let handle = std::thread::Builder::new()
             .name("webhook-inbox-handler".into())
-            .spawn(move || handler_loop(&jobs, &done, &router, &stop, &mine, &instruments))?;
+            .spawn(move || {
+                handler_loop(&jobs, &done, &router, &stop, &mine, &instruments, &revoked);
+            })?;
         self.threads.push(Thread { slot, handle });
         Ok(())
     }
@@ -147,9 +171,14 @@ fn handler_loop(
     stop: &AtomicBool,
     slot: &Slot,
     instruments: &Instruments,
+    revoked: &Revoked,
 ) {
     while let Ok(job) = jobs.recv() {
-        if stop.load(Ordering::SeqCst) {
+        let lost = {
+            let revoked = lock(revoked);
+            !revoked.is_empty() && revoked.contains(&(job.seq, job.token))
+        };
+        if lost || stop.load(Ordering::SeqCst) {
             let _ = done.send(Done { job, result: None });
             continue;
         }

@@ -182,11 +182,17 @@ impl Scheduler {
         if !held.is_empty() {
             let until = now_ms.saturating_add(self.lease_ms());
             let alive = self.store().heartbeat(&held, until)?;
-            for ((seq, _), alive) in held.into_iter().zip(alive) {
-                // A lost claim that is running is refused when it finishes;
-                // a lost kept one is simply no longer ours.
-                if !alive && self.kept.remove(&seq) {
+            for ((seq, token), alive) in held.into_iter().zip(alive) {
+                // A lost claim that is running is refused when it finishes,
+                // one still queued is not run, and a lost kept one is
+                // simply no longer ours.
+                if alive {
+                    continue;
+                }
+                if self.kept.remove(&seq) {
                     self.held.remove(&seq);
+                } else {
+                    self.handlers.revoke(seq, token);
                 }
             }
         }
@@ -286,7 +292,8 @@ impl Scheduler {
         let mut finishes = Vec::with_capacity(batch.len());
         let mut reports = Vec::with_capacity(batch.len());
         for Done { job, result } in batch {
-            // Not run (shutting down): given back as it was.
+            self.handlers.returned(job.seq, job.token);
+            // Not run (shutting down, or its claim lost): given back as it was.
             let (outcome, report) = match result {
                 Some(result) => {
                     let (outcome, report) = self.policy.decide(&job, result, now_ms);

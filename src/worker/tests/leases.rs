@@ -133,3 +133,81 @@ fn a_lease_lost_to_unheard_heartbeats_is_refused_after_the_other_outcome() {
 fn a_lease_lost_to_unheard_heartbeats_is_refused_while_the_other_holds_it() {
     lease_lost_to_unheard_heartbeats(true);
 }
+
+/// A job still queued behind a busy handler whose claim a heartbeat finds
+/// lost is not run: the other worker that holds its claim now runs it, once.
+/// (Before, the first worker ran it as well, and only its outcome was refused.)
+#[test]
+fn a_queued_job_whose_claim_is_lost_is_not_run() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let first_faults = sled_faults(dir.path());
+    let first_plan = first_faults.plan();
+    let second_faults = first_faults.sibling();
+    let first_inbox = inbox_over(dir.path(), first_faults);
+    let second_inbox = inbox_over(dir.path(), second_faults);
+    first_plan.heartbeats(Heartbeats::Swallow);
+    Sender::new(&first_inbox).accept("evt_1", 0);
+    Sender::new(&first_inbox).accept("evt_2", 0);
+
+    let (first_started, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let first_runs: Arc<Mutex<Vec<String>>> = Arc::default();
+    let first_router = {
+        let (started, release, runs) = (
+            Arc::clone(&first_started),
+            Arc::clone(&release),
+            Arc::clone(&first_runs),
+        );
+        let plan = Arc::clone(&first_plan);
+        Router::builder()
+            .on("order.*", move |e: &Event| {
+                lock(&runs).push(e.id().to_owned());
+                if e.id() == "evt_1" {
+                    plan.hold_claims(true);
+                    started.store(true, Ordering::SeqCst);
+                    wait_flag(&release);
+                }
+                Ok(())
+            })
+            .build()
+            .unwrap()
+    };
+    let config = WorkerConfig::default()
+        .threads(1)
+        .lease(Duration::from_secs(1));
+    let first = Worker::start(&first_inbox, first_router, config).unwrap();
+    wait_for("the first handler", Duration::from_secs(10), || {
+        first_started.load(Ordering::SeqCst)
+    });
+    // evt_2 waits behind evt_1 on the one thread; both leases run out
+    // unheard, and the second worker claims and handles both.
+    let second_runs: Runs = Arc::default();
+    let second = Worker::start(
+        &second_inbox,
+        counting_router(&second_runs),
+        WorkerConfig::default(),
+    )
+    .unwrap();
+    wait_for("the second worker", Duration::from_secs(20), || {
+        second.stats().handled == 2
+    });
+    // The first worker's next heartbeats are heard: both claims are lost.
+    let beats = first_plan.calls().heartbeats;
+    first_plan.heartbeats(Heartbeats::Pass);
+    wait_for("heard heartbeats", Duration::from_secs(10), || {
+        first_plan.calls().heartbeats >= beats + 2
+    });
+    release.store(true, Ordering::SeqCst);
+    wait_for("the first worker's queue", Duration::from_secs(10), || {
+        first.stats().in_flight == 0
+    });
+    first.shutdown().unwrap();
+    second.shutdown().unwrap();
+    assert_eq!(
+        *lock(&first_runs),
+        ["evt_1"],
+        "evt_2 was not run by the first worker"
+    );
+}

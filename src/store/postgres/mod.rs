@@ -200,40 +200,7 @@ pub(crate) struct PgBackend {
 pub(crate) fn connect(settings: Settings) -> Result<Connected, OpenError> {
     schema::check_name(&settings.schema)?;
     let config = pool::config(&settings.url).map_err(|detail| OpenError::Database { detail })?;
-    // On a thread of its own, like every query: the caller may be a tokio
-    // runtime's thread, where the `postgres` client panics (connecting and
-    // dropping the connection too). Bounded: `connect_timeout` covers the
-    // TCP connect only, not a server that accepts and never answers.
-    let (connected_tx, connected) = crossbeam_channel::bounded(1);
-    let (done_tx, done) = crossbeam_channel::bounded(1);
-    let (first_config, schema, migrate) =
-        (config.clone(), settings.schema.clone(), settings.migrate);
-    std::thread::Builder::new()
-        .name("webhook-inbox-pg-connect".into())
-        .spawn(move || {
-            let first = Conn::connect(&first_config);
-            let _ = connected_tx.send(());
-            let migrated = first
-                .map_err(|e| OpenError::Database {
-                    detail: match e {
-                        StoreError::Database(d) => d,
-                        other => other.to_string(),
-                    },
-                })
-                .and_then(|mut first| schema::migrate(&mut first.client, &schema, migrate));
-            let _ = done_tx.send(migrated);
-        })
-        .map_err(|e| OpenError::Database {
-            detail: format!("cannot start a thread: {e}"),
-        })?;
-    let silent = |what: &str| OpenError::Database {
-        detail: format!("the server did not answer within {what}"),
-    };
-    connected
-        .recv_timeout(pool::CONNECT_TIMEOUT + Duration::from_millis(500))
-        .map_err(|_| silent("the connect timeout"))?;
-    done.recv_timeout(pool::JOB_DEADLINE)
-        .map_err(|_| silent("the job deadline"))??;
+    first_connection(&config, &settings.schema, settings.migrate)?;
     let io = |e: StoreError| OpenError::Database {
         detail: e.to_string(),
     };
@@ -259,6 +226,47 @@ pub(crate) fn connect(settings: Settings) -> Result<Connected, OpenError> {
         backend: PgBackend { shared, inserter },
         label: label(&config, &settings.schema),
     })
+}
+
+/// Connects once and creates, migrates or checks the schema. On a thread of
+/// its own, like every query: the caller may be a tokio runtime's thread,
+/// where the `postgres` client panics (connecting and dropping the
+/// connection too). Bounded: `connect_timeout` covers the TCP connect only,
+/// not a server that accepts and never answers.
+fn first_connection(
+    config: &postgres::Config,
+    schema: &str,
+    migrate: bool,
+) -> Result<(), OpenError> {
+    let (connected_tx, connected) = crossbeam_channel::bounded(1);
+    let (done_tx, done) = crossbeam_channel::bounded(1);
+    let (config, schema) = (config.clone(), schema.to_owned());
+    std::thread::Builder::new()
+        .name("webhook-inbox-pg-connect".into())
+        .spawn(move || {
+            let first = Conn::connect(&config);
+            let _ = connected_tx.send(());
+            let migrated = first
+                .map_err(|e| OpenError::Database {
+                    detail: match e {
+                        StoreError::Database(d) => d,
+                        other => other.to_string(),
+                    },
+                })
+                .and_then(|mut first| schema::migrate(&mut first.client, &schema, migrate));
+            let _ = done_tx.send(migrated);
+        })
+        .map_err(|e| OpenError::Database {
+            detail: format!("cannot start a thread: {e}"),
+        })?;
+    let silent = |what: &str| OpenError::Database {
+        detail: format!("the server did not answer within {what}"),
+    };
+    connected
+        .recv_timeout(pool::CONNECT_TIMEOUT + Duration::from_millis(500))
+        .map_err(|_| silent("the connect timeout"))?;
+    done.recv_timeout(pool::JOB_DEADLINE)
+        .map_err(|_| silent("the job deadline"))?
 }
 
 /// A row of [`COLUMNS`] as a stored event.

@@ -28,6 +28,7 @@
 //! BENCH_QUICK=1 cargo bench --bench compare         # smoke run, under a minute
 //! BENCH_ROUNDS=9 cargo bench --bench compare        # more rounds (default 5)
 //! BENCH_ONLY=postgres cargo bench --bench compare --features postgres   # only the PostgreSQL rows
+//! # (the PostgreSQL rows take about 11 minutes at 3 rounds here, 18 at 5; a quick run, seconds)
 //! cargo bench --bench compare -- --chart [in.json]  # docs/bench.svg from the results, runs nothing
 //! cargo bench --bench compare -- --table a.json b.json c.json   # the table of several runs' medians
 //! ```

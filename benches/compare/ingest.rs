@@ -244,7 +244,7 @@ fn run_bare_log(work: &[Vec<Delivery>], reserve: bool) -> (f64, Latencies) {
 
 /// Events per configuration and round: at least 10 000 in a full run, so the
 /// p999 is the mean of real tail samples, not one outlier.
-fn per_caller(callers: usize, quick: bool) -> usize {
+pub fn per_caller(callers: usize, quick: bool) -> usize {
     let total: usize = match (callers, quick) {
         (1, false) => 10_000,
         (4, false) => 12_000,
@@ -255,55 +255,115 @@ fn per_caller(callers: usize, quick: bool) -> usize {
     total.div_ceil(callers)
 }
 
-/// Every (callers, system) row over `settings.rounds` rounds.
-pub fn measure(settings: &Settings) -> Vec<IngestRow> {
-    let mut rows = Vec::new();
-    let mut run = 0;
-    for callers in CALLERS {
-        let per_caller = per_caller(callers, settings.quick);
-        // [system][round]: events/s, and p50/p99/p999 in ms.
-        let n = System::ALL.len();
-        let mut rates = vec![Vec::new(); n];
-        let mut pcts = vec![[Vec::new(), Vec::new(), Vec::new()]; n];
-        for round in 0..settings.rounds {
-            for k in 0..n {
-                // Rotate the order so no system always runs first (or last).
-                let i = (k + round) % n;
-                run += 1;
-                let work = fixture::deliveries(&format!("ing{run}"), callers, per_caller);
-                let (rate, latencies) = System::ALL[i].run(&work);
-                eprintln!(
-                    "  ingest {callers:>2} callers {:<13} round {}: {rate:>8.0} events/s, p50 {:.3} ms, p99 {:.3} ms",
-                    System::ALL[i].id(),
-                    round + 1,
-                    latencies.ms(0.5),
-                    latencies.ms(0.99)
-                );
-                rates[i].push(rate);
-                for (j, p) in [0.50, 0.99, 0.999].into_iter().enumerate() {
-                    pcts[i][j].push(latencies.ms(p));
+/// One concurrency's figures over the rounds, per system (in the order the
+/// systems were given): events/s, and p50/p99/p999 latencies in ms.
+pub struct Rounds {
+    pub callers: usize,
+    pub events_per_round: usize,
+    /// `[system][round]`.
+    rates: Vec<Vec<f64>>,
+    /// `[system][p50, p99, p999][round]`.
+    pcts: Vec<[Vec<f64>; 3]>,
+}
+
+impl Rounds {
+    pub fn events_per_sec(&self, system: usize) -> Stat {
+        Stat::of(&self.rates[system])
+    }
+
+    /// The p50, p99 and p999 latencies of `system`, in ms.
+    pub fn percentiles(&self, system: usize) -> [Stat; 3] {
+        self.pcts[system].each_ref().map(|v| Stat::of(v))
+    }
+
+    /// The per-round ratios of `system`'s events/s over `base`'s.
+    pub fn ratio(&self, system: usize, base: usize) -> Stat {
+        let per_round: Vec<f64> = self.rates[system]
+            .iter()
+            .zip(&self.rates[base])
+            .map(|(a, b)| a / b)
+            .collect();
+        Stat::of(&per_round)
+    }
+}
+
+/// Runs every system at every concurrency in [`CALLERS`], once per round, in
+/// an order rotating with the round so no system always runs first (or
+/// last), each on fresh deliveries (ids `{tag}{run}-{caller}-{n}`) of
+/// `per_caller(callers)` per caller; `run` returns events/s and latencies.
+pub fn rounds<S: Copy>(
+    settings: &Settings,
+    tag: &str,
+    systems: &[S],
+    id: impl Fn(S) -> &'static str,
+    per_caller: impl Fn(usize) -> usize,
+    mut run: impl FnMut(S, &[Vec<Delivery>]) -> (f64, Latencies),
+) -> Vec<Rounds> {
+    let n = systems.len();
+    let mut runs = 0;
+    CALLERS
+        .into_iter()
+        .map(|callers| {
+            let per_caller = per_caller(callers);
+            let mut rates = vec![Vec::new(); n];
+            let mut pcts = vec![[Vec::new(), Vec::new(), Vec::new()]; n];
+            for round in 0..settings.rounds {
+                for k in 0..n {
+                    let i = (k + round) % n;
+                    runs += 1;
+                    let work = fixture::deliveries(&format!("{tag}{runs}"), callers, per_caller);
+                    let (rate, latencies) = run(systems[i], &work);
+                    eprintln!(
+                        "  ingest {callers:>2} callers {:<13} round {}: {rate:>8.0} events/s, p50 {:.3} ms, p99 {:.3} ms",
+                        id(systems[i]),
+                        round + 1,
+                        latencies.ms(0.5),
+                        latencies.ms(0.99)
+                    );
+                    rates[i].push(rate);
+                    for (j, p) in [0.50, 0.99, 0.999].into_iter().enumerate() {
+                        pcts[i][j].push(latencies.ms(p));
+                    }
                 }
             }
-        }
-        let ratio = |i: usize, base: System| {
-            let base = &rates[System::ALL.iter().position(|&s| s == base).unwrap_or(0)];
-            let per_round: Vec<f64> = rates[i].iter().zip(base).map(|(a, b)| a / b).collect();
-            Stat::of(&per_round)
-        };
-        for (i, system) in System::ALL.into_iter().enumerate() {
-            rows.push(IngestRow {
+            Rounds {
                 callers,
+                events_per_round: callers * per_caller,
+                rates,
+                pcts,
+            }
+        })
+        .collect()
+}
+
+/// Every (callers, system) row over `settings.rounds` rounds.
+pub fn measure(settings: &Settings) -> Vec<IngestRow> {
+    let at = |s: System| System::ALL.iter().position(|&x| x == s).unwrap_or(0);
+    let measured = rounds(
+        settings,
+        "ing",
+        &System::ALL,
+        System::id,
+        |callers| per_caller(callers, settings.quick),
+        |system, work| system.run(work),
+    );
+    let mut rows = Vec::new();
+    for r in measured {
+        for (i, system) in System::ALL.into_iter().enumerate() {
+            let [p50_ms, p99_ms, p999_ms] = r.percentiles(i);
+            rows.push(IngestRow {
+                callers: r.callers,
                 system: system.id().to_owned(),
                 label: system.label().to_owned(),
                 durable: system.durable(),
-                events_per_round: callers * per_caller,
-                events_per_sec: Stat::of(&rates[i]),
-                x_sqlite_full: ratio(i, System::SqliteFull),
-                x_bare_log: ratio(i, System::BareLog),
-                x_bare_log_append: ratio(i, System::BareLogAppend),
-                p50_ms: Stat::of(&pcts[i][0]),
-                p99_ms: Stat::of(&pcts[i][1]),
-                p999_ms: Stat::of(&pcts[i][2]),
+                events_per_round: r.events_per_round,
+                events_per_sec: r.events_per_sec(i),
+                x_sqlite_full: r.ratio(i, at(System::SqliteFull)),
+                x_bare_log: r.ratio(i, at(System::BareLog)),
+                x_bare_log_append: r.ratio(i, at(System::BareLogAppend)),
+                p50_ms,
+                p99_ms,
+                p999_ms,
             });
         }
     }

@@ -61,6 +61,10 @@ pub struct Results {
     pub drain: Vec<Drain>,
     pub million: Million,
     pub floor: Floor,
+    /// The PostgreSQL backend's rows: `None` when not measured (no
+    /// `WEBHOOK_INBOX_TEST_POSTGRES`, or built without the `postgres` feature).
+    #[serde(default)]
+    pub postgres: Option<Postgres>,
     pub targets: Vec<Target>,
 }
 
@@ -87,7 +91,7 @@ pub struct Machine {
     pub src_changes: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct VerifySection {
     pub rounds: usize,
     pub iterations: usize,
@@ -162,7 +166,7 @@ pub struct Drain {
     pub x_ingest16: Stat,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Million {
     pub events: usize,
     pub callers: usize,
@@ -194,13 +198,63 @@ pub struct Million {
     pub peak_rss_mib: Stat,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Floor {
     pub fdatasync_ops: usize,
     pub fdatasync_ops_per_sec: Stat,
     pub fdatasync_p50_ms: Stat,
     pub fdatasync_p99_ms: Stat,
     pub hmac_1kib_ops_per_sec: Stat,
+}
+
+/// The PostgreSQL backend (`pg.rs`), each measurement in a fresh schema.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Postgres {
+    /// `SHOW server_version`.
+    pub server_version: String,
+    /// `PostgresBuilder::pool_size` of the backend's inboxes.
+    pub pool_size: usize,
+    pub ingest: Vec<PgIngestRow>,
+    pub drain: Vec<PgDrain>,
+    /// `pg_test_fsync`, if it is installed and the run is not quick.
+    #[serde(default)]
+    pub test_fsync: Option<PgTestFsync>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PgIngestRow {
+    pub callers: usize,
+    /// `pg-backend`, `pg-hand-rolled` or `pg-floor`.
+    pub system: String,
+    pub label: String,
+    pub events_per_round: usize,
+    pub events_per_sec: Stat,
+    /// Over `pg-hand-rolled`: one autocommit `INSERT … ON CONFLICT DO NOTHING` per delivery.
+    pub x_hand_rolled: Stat,
+    /// Over `pg-floor`: a bare client, 64 rows per transaction.
+    pub x_floor: Stat,
+    pub p50_ms: Stat,
+    pub p99_ms: Stat,
+    pub p999_ms: Stat,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PgDrain {
+    pub events: usize,
+    /// Processes, each with its own `Inbox` and `Worker`.
+    pub processes: usize,
+    /// Handler threads per process.
+    pub threads: usize,
+    pub events_per_sec: Stat,
+}
+
+/// `pg_test_fsync -s {secs_per_test}`: the database's own floor, its
+/// fdatasync line of "one 8kB write".
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PgTestFsync {
+    pub secs_per_test: u32,
+    pub fdatasync_ops_per_sec: Stat,
+    pub fdatasync_usecs_per_op: Stat,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -267,6 +321,10 @@ impl Results {
             );
         }
         let m = &self.million;
+        if m.events == 0 {
+            // Not measured in this run (`BENCH_ONLY`).
+            return targets;
+        }
         let n = count(m.events as f64);
         let v = m.reopen_to_first_dispatch_secs.median;
         push(
@@ -546,6 +604,14 @@ pub fn print_table(r: &Results) {
             format!(", {} uncommitted change(s) in src/", m.src_changes.len())
         }
     );
+    if r.ingest.is_empty() {
+        // A `BENCH_ONLY=postgres` run: nothing else was measured.
+        print_postgres(r);
+        if r.runs == 1 {
+            println!("\nwall time: {:.0} s", r.wall_secs);
+        }
+        return;
+    }
 
     println!("\nTARGETS");
     let mut rows = vec![strings(["", "goal", "measured", ""])];
@@ -791,9 +857,87 @@ pub fn print_table(r: &Results) {
         String::new(),
     ]);
     print_rows(&rows);
+    print_postgres(r);
     if r.runs == 1 {
         println!("\nwall time: {:.0} s", r.wall_secs);
     }
+}
+
+/// The PostgreSQL backend's rows, or why there are none.
+fn print_postgres(r: &Results) {
+    let Some(pg) = &r.postgres else {
+        println!(
+            "\nPOSTGRESQL: not measured (WEBHOOK_INBOX_TEST_POSTGRES unset, or built without --features postgres)"
+        );
+        return;
+    };
+    println!(
+        "\nPOSTGRESQL BACKEND, durable ingest of 1 KiB Bluum deliveries (server {}, pool {}, a fresh schema per round; floor latency: its batch's)",
+        pg.server_version, pg.pool_size
+    );
+    let mut rows = vec![strings([
+        "callers / system",
+        "× hand-rolled",
+        "× floor",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms",
+        "events/round",
+    ])];
+    for row in &pg.ingest {
+        rows.push(vec![
+            format!("{:>2} {}", row.callers, row.label),
+            ranged(&row.x_hand_rolled, ratio),
+            ranged(&row.x_floor, ratio),
+            ranged(&row.events_per_sec, count),
+            ms(row.p50_ms.median),
+            ms(row.p99_ms.median),
+            ms(row.p999_ms.median),
+            count(row.events_per_round as f64),
+        ]);
+    }
+    print_rows(&rows);
+    match &pg.test_fsync {
+        Some(t) => {
+            let backend1 = pg
+                .ingest
+                .iter()
+                .find(|i| i.callers == 1 && i.system == "pg-backend")
+                .map_or(String::new(), |i| {
+                    format!(
+                        "; the backend at 1 caller: {} of it",
+                        ratio(i.events_per_sec.median / t.fdatasync_ops_per_sec.median)
+                    )
+                });
+            println!(
+                "the database's floor: pg_test_fsync -s {}, fdatasync of one 8 kB write: {} ops/s ({:.0} µs/op){backend1}",
+                t.secs_per_test,
+                ranged(&t.fdatasync_ops_per_sec, count),
+                t.fdatasync_usecs_per_op.median
+            );
+        }
+        None => {
+            println!("the database's floor: pg_test_fsync not run (quick run, or not installed)")
+        }
+    }
+
+    println!("\nPOSTGRESQL BACKEND, drain of a pending backlog (no-op handler)");
+    let mut rows = vec![strings(["backlog / workers", "events/s"])];
+    for d in &pg.drain {
+        rows.push(vec![
+            format!(
+                "{} pending, {} process{} × {} handler thread{}",
+                count(d.events as f64),
+                d.processes,
+                if d.processes == 1 { "" } else { "es" },
+                d.threads,
+                if d.threads == 1 { "" } else { "s" }
+            ),
+            ranged(&d.events_per_sec, count),
+        ]);
+    }
+    print_rows(&rows);
 }
 
 // ---- the chart -------------------------------------------------------------------

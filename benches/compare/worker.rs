@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use webhook_inbox::{Durability, Event, Inbox, Report, Worker, WorkerConfig};
+use webhook_inbox::{Durability, Event, Inbox, Ingestor, Report, Worker, WorkerConfig};
 
 use crate::common::{self, Settings};
 use crate::fixture::{self, Latencies, Scratch};
@@ -44,20 +44,26 @@ pub fn prefill(dir: &Path, n: usize, prefix: &str) {
         .open()
         .expect("open for the pre-fill");
     let ingestor = fixture::ingestor(&inbox);
+    prefill_through(&ingestor, n, prefix, PREFILL_CALLERS);
+    drop(ingestor);
+    inbox.close().expect("close after the pre-fill");
+}
+
+/// Ingests `n` new events (ids `{prefix}-{i}`) through `ingestor` from
+/// `callers` threads, each signing its deliveries as it goes.
+pub fn prefill_through(ingestor: &Ingestor, n: usize, prefix: &str, callers: usize) {
     let (signer, now) = (fixture::signer(), common::now_secs());
     std::thread::scope(|s| {
-        for c in 0..PREFILL_CALLERS {
-            let (ingestor, signer) = (&ingestor, &signer);
+        for c in 0..callers {
+            let signer = &signer;
             s.spawn(move || {
-                for i in (c..n).step_by(PREFILL_CALLERS) {
+                for i in (c..n).step_by(callers) {
                     let d = fixture::delivery(signer, format!("{prefix}-{i}"), i, now);
                     fixture::accept(ingestor, &d);
                 }
             });
         }
     });
-    drop(ingestor);
-    inbox.close().expect("close after the pre-fill");
 }
 
 /// Events/s of a worker with `threads` handler threads draining `n` events

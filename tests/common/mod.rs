@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: temporary store directories and
-//! signed Bluum deliveries.
+//! signed Bluum deliveries; the test PostgreSQL database in [`postgres`].
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -10,6 +10,8 @@ use webhook_inbox::{Scheme, Signer};
 
 pub mod browser;
 pub mod emulator;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod prometheus;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

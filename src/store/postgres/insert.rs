@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use postgres::Config;
@@ -20,6 +20,10 @@ use crate::sync::lock;
 const MAX_BATCH: usize = 512;
 /// Body bytes per batch, at most (a batch goes over it by one event).
 const MAX_BATCH_BYTES: usize = 8 << 20;
+/// How long a batch smaller than the last one waits for more: the callers
+/// answered by the last commit are sending their next deliveries (a lone
+/// caller never waits: its batches are all of one).
+const LINGER: Duration = Duration::from_micros(200);
 /// Events waiting for the inserting thread, at most: past it (the database
 /// is not keeping up, or not answering) `ingest` answers 503 at once.
 const MAX_QUEUED: usize = 16_384;
@@ -102,8 +106,11 @@ impl Inserter {
 /// The inserting thread: a batch at a time until the queue closes.
 fn run(config: &Config, sql: &str, max_pending: i64, lock_key: i64, requests: &Receiver<Request>) {
     let mut conn: Option<Conn> = Conn::connect(config).ok();
+    // How many the last batch carried: their callers come back together.
+    let mut last_len = 1;
     while let Ok(first) = requests.recv() {
-        let mut batch = Vec::with_capacity(64);
+        let linger_until = Instant::now() + LINGER;
+        let mut batch = Vec::with_capacity(last_len);
         let mut bytes = 0;
         let mut next = Some(first);
         while let Some(request) = next.take() {
@@ -114,11 +121,15 @@ fn run(config: &Config, sql: &str, max_pending: i64, lock_key: i64, requests: &R
             }
             if batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 next = requests.try_recv().ok();
+                if next.is_none() && batch.len() < last_len {
+                    next = requests.recv_deadline(linger_until).ok();
+                }
             }
         }
         if batch.is_empty() {
             continue;
         }
+        last_len = batch.len();
         if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             conn = Conn::connect(config).ok();
         }

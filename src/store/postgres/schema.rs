@@ -88,8 +88,6 @@ LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
     v_pending bigint;
-    v_base bigint;
-    v_new bigint[];
 BEGIN
     PERFORM pg_advisory_xact_lock(p_lock);
     SELECT coalesce(sum(pending), 0) INTO v_pending FROM {s}.counters;
@@ -100,16 +98,17 @@ BEGIN
         LEFT JOIN {s}.markers m ON m.event_id = i.event_id AND m.source = i.source;
         RETURN;
     END IF;
-    v_base := nextval('{s}.event_seq');
-    IF cardinality(p_id) > 1 THEN
-        PERFORM setval('{s}.event_seq', v_base + cardinality(p_id) - 1);
-    END IF;
+    -- One statement: markers (the dedup key decides), the events of the
+    -- markers that went in, the counters; each input row answered with its
+    -- new seq, or the seq of the marker that was there (the snapshot of the
+    -- statement's start, so the join sees only markers from before it).
+    RETURN QUERY
     WITH i AS (
         SELECT * FROM unnest(p_source, p_id, p_type, p_received, p_headers, p_body)
             WITH ORDINALITY AS t(source, event_id, event_type, received_ms, headers, body, ord)
     ), m AS (
         INSERT INTO {s}.markers (event_id, source, seq, accepted_ms)
-        SELECT i.event_id, i.source, v_base + i.ord - 1, i.received_ms FROM i
+        SELECT i.event_id, i.source, nextval('{s}.event_seq'), i.received_ms FROM i
         ON CONFLICT DO NOTHING
         RETURNING markers.seq, markers.source, markers.event_id
     ), e AS (
@@ -118,14 +117,16 @@ BEGIN
                i.received_ms
         FROM i JOIN m ON m.event_id = i.event_id AND m.source = i.source
         RETURNING 1
+    ), c AS (
+        UPDATE {s}.counters
+        SET pending = pending + (SELECT count(*) FROM m), markers = markers + (SELECT count(*) FROM m)
+        WHERE slot = pg_backend_pid() % 16
+        RETURNING 1
     )
-    SELECT coalesce(array_agg(m.seq), '{}') INTO v_new FROM m;
-    PERFORM {s}.add_counts(cardinality(v_new), 0, 0, cardinality(v_new));
-    -- Accepted: the seq it was given (v_base + ord - 1); else the marker's.
-    RETURN QUERY
-    SELECT i.ord, m.seq, m.seq = v_base + i.ord - 1, v_pending
-    FROM unnest(p_source, p_id) WITH ORDINALITY AS i(source, event_id, ord)
-    LEFT JOIN {s}.markers m ON m.event_id = i.event_id AND m.source = i.source;
+    SELECT i.ord, coalesce(m.seq, x.seq), m.seq IS NOT NULL, v_pending
+    FROM i
+    LEFT JOIN m ON m.event_id = i.event_id AND m.source = i.source
+    LEFT JOIN {s}.markers x ON x.event_id = i.event_id AND x.source = i.source;
 END
 $fn$;
 

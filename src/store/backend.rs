@@ -126,6 +126,47 @@ pub(crate) struct Listing {
     pub(crate) next: Option<u64>,
 }
 
+impl Listing {
+    /// Up to `limit` events passing `filter` after seq `after`, read in
+    /// steps of `step` by `fetch(cursor)` (events after `cursor` in seq
+    /// order; a short step means the end): how every backend pages.
+    pub(crate) fn collect(
+        filter: &Filter,
+        after: u64,
+        limit: usize,
+        step: usize,
+        mut fetch: impl FnMut(u64) -> Result<Vec<Stored>, StoreError>,
+    ) -> Result<Self, StoreError> {
+        let mut cursor = after;
+        let mut events = Vec::new();
+        if limit == 0 {
+            return Ok(Self {
+                events,
+                next: Some(after),
+            });
+        }
+        loop {
+            let batch = fetch(cursor)?;
+            let exhausted = batch.len() < step;
+            for stored in batch {
+                cursor = stored.seq;
+                if filter.matches(&stored) {
+                    events.push(stored);
+                    if events.len() == limit {
+                        return Ok(Self {
+                            events,
+                            next: Some(cursor),
+                        });
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(Self { events, next: None });
+            }
+        }
+    }
+}
+
 /// What a dead-letter change did: how many, and whether more may match.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Changed {

@@ -17,37 +17,13 @@ pub(super) fn list(
 ) -> Result<Listing, StoreError> {
     tables.sync_applied()?;
     let dead_only = filter.standing == Some(Standing::Dead);
-    let mut cursor = after;
-    let mut events = Vec::new();
-    if limit == 0 {
-        return Ok(Listing {
-            events,
-            next: Some(after),
-        });
-    }
-    loop {
-        let batch = if dead_only {
-            tables.dead_after(cursor, STEP)?
+    Listing::collect(filter, after, limit, STEP, |cursor| {
+        if dead_only {
+            tables.dead_after(cursor, STEP)
         } else {
-            tables.events_after(cursor, STEP)?
-        };
-        let exhausted = batch.len() < STEP;
-        for stored in batch {
-            cursor = stored.seq;
-            if filter.matches(&stored) {
-                events.push(stored);
-                if events.len() == limit {
-                    return Ok(Listing {
-                        events,
-                        next: Some(cursor),
-                    });
-                }
-            }
+            tables.events_after(cursor, STEP)
         }
-        if exhausted {
-            return Ok(Listing { events, next: None });
-        }
-    }
+    })
 }
 
 /// The latest stored event with `id`, from `source` or any source.

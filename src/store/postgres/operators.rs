@@ -18,34 +18,11 @@ pub(super) fn list(
     limit: usize,
 ) -> Result<Listing, StoreError> {
     shared.check_open()?;
-    if limit == 0 {
-        return Ok(Listing {
-            events: Vec::new(),
-            next: Some(after),
-        });
-    }
-    let mut cursor = after;
-    let mut events = Vec::new();
-    loop {
-        let batch = page(shared, filter, cursor)?;
-        let exhausted = batch.len() < usize::try_from(STEP).unwrap_or(usize::MAX);
-        for stored in batch {
-            cursor = stored.seq;
-            // The type pattern is matched here; the rest in SQL.
-            if filter.matches(&stored) {
-                events.push(stored);
-                if events.len() == limit {
-                    return Ok(Listing {
-                        events,
-                        next: Some(cursor),
-                    });
-                }
-            }
-        }
-        if exhausted {
-            return Ok(Listing { events, next: None });
-        }
-    }
+    // The type pattern is matched by `collect`; the rest in SQL too.
+    let step = usize::try_from(STEP).unwrap_or(usize::MAX);
+    Listing::collect(filter, after, limit, step, |cursor| {
+        page(shared, filter, cursor)
+    })
 }
 
 /// One step of events after `cursor`, filtered by all but the type.

@@ -10,9 +10,9 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::postgres::Schema;
 use common::{bluum_body, bluum_headers};
 use serde_json::Value;
 use webhook_inbox::{
@@ -23,78 +23,26 @@ use webhook_inbox::{
 const BIN: &str = env!("CARGO_BIN_EXE_webhook-inbox");
 const STORE_ENV: &str = "WEBHOOK_INBOX_STORE";
 
-// -- The test database (a private copy of what tests/common/postgres.rs gives) --
+// -- The test database: `common::postgres`, and what these tests ask of it --
 
-/// The environment variable naming the test database.
-const VAR: &str = "WEBHOOK_INBOX_TEST_POSTGRES";
-
-/// The test database's URL; `None`, after saying why, when it is not set,
-/// and a failure when it is not set under `CI=true`.
-fn test_url() -> Option<String> {
-    match std::env::var(VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{VAR} is not set, and CI=true: PostgreSQL tests must run in CI"
-            );
-            eprintln!("skipping: {VAR} is not set (see README, \"Running the PostgreSQL tests\")");
-            None
-        }
-    }
+/// Whether PostgreSQL has a schema named like `schema` at all.
+fn exists(schema: &Schema) -> bool {
+    let row = common::postgres::client(schema.url())
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            &[&schema.name()],
+        )
+        .expect("query");
+    row.get::<_, i64>(0) == 1
 }
 
-/// A schema name no other test uses; dropped (with everything in it) when
-/// this is dropped, so also when the test fails.
-struct Schema {
-    url: String,
-    name: String,
-}
-
-impl Schema {
-    fn fresh(what: &str) -> Option<Self> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let url = test_url()?;
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let name = format!(
-            "t_cli_{what}_{}_{}_{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        Some(Self { url, name })
-    }
-
-    /// Whether PostgreSQL has a schema of this name at all.
-    fn exists(&self) -> bool {
-        let mut client = postgres::Client::connect(&self.url, postgres::NoTls).expect("connect");
-        let row = client
-            .query_one(
-                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
-                &[&self.name],
-            )
-            .expect("query");
-        row.get::<_, i64>(0) == 1
-    }
-
-    /// The service: an inbox connected (and migrated) as a replica would.
-    fn connect(&self) -> Inbox {
-        Inbox::postgres(&self.url)
-            .schema(self.name.as_str())
-            .pool_size(2)
-            .connect()
-            .expect("connect the service's inbox")
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
-            let _ =
-                client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
-        }
-    }
+/// The service: an inbox connected (and migrated) as a replica would.
+fn connect(schema: &Schema) -> Inbox {
+    schema
+        .inbox()
+        .pool_size(2)
+        .connect()
+        .expect("connect the service's inbox")
 }
 
 /// The password of `url` (none: an empty string).
@@ -175,7 +123,7 @@ fn cli(args: &[&str], env_store: Option<&str>, secrets: &[&str]) -> Run {
 /// `webhook-inbox <args> --store <url> --schema <schema>`.
 fn on(schema: &Schema, args: &[&str]) -> Run {
     let mut all = args.to_vec();
-    all.extend(["--store", &schema.url, "--schema", &schema.name]);
+    all.extend(["--store", schema.url(), "--schema", schema.name()]);
     cli(&all, None, &[])
 }
 
@@ -227,7 +175,7 @@ fn accept(ingestor: &Ingestor, id: &str, event_type: &str, n: u64) {
 /// event, one pending, the marker of a handled one; its worker stopped, so
 /// nothing changes behind the test's back.
 fn seeded(schema: &Schema) -> Inbox {
-    let inbox = schema.connect();
+    let inbox = connect(schema);
     let ingestor = bluum(&inbox);
     let router = Router::builder()
         .on("order.*", |_e: &Event| Ok(()))
@@ -278,10 +226,10 @@ fn store_commands_work_while_the_service_stays_connected() {
     assert_eq!(stats["dedup_markers"], 5, "{stats}");
     let label = stats["store"].as_str().expect("the store's name");
     assert!(
-        label.ends_with(&format!("(schema {})", schema.name)),
+        label.ends_with(&format!("(schema {})", schema.name())),
         "{label}"
     );
-    if !password_of(&schema.url).is_empty() {
+    if !password_of(schema.url()).is_empty() {
         assert!(label.contains(":***@"), "{label}");
     }
     let text = on(&schema, &["stats"]);
@@ -321,9 +269,9 @@ fn store_commands_work_while_the_service_stays_connected() {
             DEAD_ID,
             "--raw",
             "--store",
-            &schema.url,
+            schema.url(),
             "--schema",
-            &schema.name,
+            schema.name(),
         ])
         .env_remove(STORE_ENV)
         .output()
@@ -332,7 +280,7 @@ fn store_commands_work_while_the_service_stays_connected() {
     let unknown = on(&schema, &["show", "evt_nobody"]);
     assert_eq!(unknown.code, 1, "{unknown:?}");
     assert!(
-        unknown.stderr.contains("not found") && unknown.stderr.contains(&schema.name),
+        unknown.stderr.contains("not found") && unknown.stderr.contains(schema.name()),
         "{unknown:?}"
     );
 
@@ -387,18 +335,18 @@ fn the_environment_names_the_store_and_a_flag_beats_it() {
     };
     // `migrate` reads the store from the environment too.
     let migrated = cli(
-        &["migrate", "--schema", &schema.name],
-        Some(&schema.url),
+        &["migrate", "--schema", schema.name()],
+        Some(schema.url()),
         &[],
     );
     assert_eq!(migrated.code, 0, "{migrated:?}");
     assert!(migrated.stdout.contains("version 1"), "{migrated:?}");
-    let service = schema.connect();
+    let service = connect(&schema);
     accept(&bluum(&service), FRESH_ID, "order.filled", 1);
 
     let from_env = cli(
-        &["stats", "--json", "--schema", &schema.name],
-        Some(&schema.url),
+        &["stats", "--json", "--schema", schema.name()],
+        Some(schema.url()),
         &[],
     );
     assert_eq!(json_of(&from_env)["pending"], 1, "{from_env:?}");
@@ -407,7 +355,7 @@ fn the_environment_names_the_store_and_a_flag_beats_it() {
     let missing =
         std::env::temp_dir().join(format!("webhook-inbox-no-store-{}", std::process::id()));
     let missing = missing.to_str().expect("UTF-8");
-    let dir_flag = cli(&["stats", "--store", missing], Some(&schema.url), &[]);
+    let dir_flag = cli(&["stats", "--store", missing], Some(schema.url()), &[]);
     assert_eq!(dir_flag.code, 2, "{dir_flag:?}");
     assert!(
         dir_flag.stderr.contains("no store at") && dir_flag.stderr.contains(missing),
@@ -418,9 +366,9 @@ fn the_environment_names_the_store_and_a_flag_beats_it() {
             "stats",
             "--json",
             "--store",
-            &schema.url,
+            schema.url(),
             "--schema",
-            &schema.name,
+            schema.name(),
         ],
         Some(missing),
         &[],
@@ -428,7 +376,7 @@ fn the_environment_names_the_store_and_a_flag_beats_it() {
     assert_eq!(json_of(&url_flag)["pending"], 1, "{url_flag:?}");
 
     // --schema means nothing for a directory.
-    let dir_schema = cli(&["list", "--schema", &schema.name], Some(missing), &[]);
+    let dir_schema = cli(&["list", "--schema", schema.name()], Some(missing), &[]);
     assert_eq!(dir_schema.code, 2, "{dir_schema:?}");
     assert!(dir_schema.stderr.contains("--schema"), "{dir_schema:?}");
     assert!(!std::path::Path::new(missing).exists(), "nothing created");
@@ -487,20 +435,20 @@ fn migrate_makes_a_schema_the_library_accepts_without_migrating() {
         return;
     };
     let strict = |schema: &Schema| {
-        Inbox::postgres(&schema.url)
-            .schema(schema.name.as_str())
+        Inbox::postgres(schema.url())
+            .schema(schema.name())
             .migrate(false)
             .pool_size(1)
             .connect()
     };
     // The printed script, applied by other means than the CLI or the library.
     let print = cli(
-        &["migrate", "--print", "--schema", &printed.name],
+        &["migrate", "--print", "--schema", printed.name()],
         None,
         &[],
     );
     assert_eq!(print.code, 0, "{print:?}");
-    let mut client = postgres::Client::connect(&printed.url, postgres::NoTls).expect("connect");
+    let mut client = postgres::Client::connect(printed.url(), postgres::NoTls).expect("connect");
     client
         .batch_execute(&print.stdout)
         .expect("the script applies");
@@ -531,7 +479,7 @@ fn migrate_makes_a_schema_the_library_accepts_without_migrating() {
     assert!(
         created
             .stdout
-            .contains(&format!("schema {} at ", applied.name))
+            .contains(&format!("schema {} at ", applied.name()))
             && created.stdout.contains("created: now at version 1"),
         "{created:?}"
     );
@@ -560,7 +508,7 @@ fn store_commands_refuse_an_unmigrated_schema_and_create_nothing() {
         assert!(r.stdout.is_empty(), "{args:?}: {r:?}");
         for expected in [
             "no webhook-inbox tables",
-            schema.name.as_str(),
+            schema.name(),
             "nothing was created",
             "webhook-inbox migrate --store",
             "migrate --print",
@@ -568,7 +516,7 @@ fn store_commands_refuse_an_unmigrated_schema_and_create_nothing() {
             assert!(r.stderr.contains(expected), "{expected}: {args:?}: {r:?}");
         }
     }
-    assert!(!schema.exists(), "a store command created the schema");
+    assert!(!exists(&schema), "a store command created the schema");
 }
 
 #[test]
@@ -577,8 +525,8 @@ fn a_wrong_password_is_refused_and_never_printed() {
         return;
     };
     // Percent-encoded in the user info (decoded: `Wr0ng@Pa55/9c1e`), and in the query.
-    let in_userinfo = with_password(&schema.url, "Wr0ng%40Pa55%2F9c1e");
-    let base = with_password(&schema.url, "x");
+    let in_userinfo = with_password(schema.url(), "Wr0ng%40Pa55%2F9c1e");
+    let base = with_password(schema.url(), "x");
     let (without, _) = base.split_once(":x@").expect("user info");
     let host = base.split_once(":x@").map(|(_, host)| host).expect("host");
     let in_query = format!(
@@ -607,5 +555,5 @@ fn a_wrong_password_is_refused_and_never_printed() {
         let from_env = cli(&["list"], Some(url), &secrets);
         assert_eq!(from_env.code, 2, "{from_env:?}");
     }
-    assert!(!schema.exists());
+    assert!(!exists(&schema));
 }

@@ -241,19 +241,19 @@ fn connection_cap(example: &str) {
 /// is run by the example's worker: one inbox, shared.
 #[cfg(feature = "postgres")]
 fn on_postgres(example: &str) {
-    use webhook_inbox::{Inbox, Ingested, Verifier};
-    let Some(schema) = pg::Schema::fresh(example) else {
+    use webhook_inbox::{Ingested, Verifier};
+    let Some(schema) = common::postgres::Schema::fresh(example) else {
         return;
     };
-    let flags = ["--postgres", &schema.url, "--schema", &schema.name];
+    let flags = ["--postgres", schema.url(), "--schema", schema.name()];
     let mut server = Server::start(example, None, &flags);
     let body = bluum_body("order.filled", 1);
     let headers = bluum_headers("evt_pg_http", &body);
     assert_eq!(server.post(&headers, &body), (200, "accepted".into()));
 
     // Another replica: the library on the same schema, which it never migrates.
-    let replica = Inbox::postgres(&schema.url)
-        .schema(schema.name.as_str())
+    let replica = schema
+        .inbox()
         .migrate(false)
         .pool_size(1)
         .connect()
@@ -303,59 +303,6 @@ fn on_postgres(example: &str) {
     assert!(!both.status.success());
     let stderr = String::from_utf8_lossy(&both.stderr);
     assert!(stderr.contains("not both"), "{example}: {stderr}");
-}
-
-/// The test database, as tests/common/postgres.rs gives it (a private copy).
-#[cfg(feature = "postgres")]
-mod pg {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    const VAR: &str = "WEBHOOK_INBOX_TEST_POSTGRES";
-
-    /// A schema no other test uses, dropped with everything in it when this
-    /// is dropped. `None`, after saying why, without the test database;
-    /// a failure without it under `CI=true`.
-    pub struct Schema {
-        pub url: String,
-        pub name: String,
-    }
-
-    impl Schema {
-        pub fn fresh(what: &str) -> Option<Self> {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let url = match std::env::var(VAR) {
-                Ok(url) if !url.is_empty() => url,
-                _ => {
-                    assert!(
-                        std::env::var("CI").as_deref() != Ok("true"),
-                        "{VAR} is not set, and CI=true: PostgreSQL tests must run in CI"
-                    );
-                    eprintln!(
-                        "skipping: {VAR} is not set (see README, \"Running the PostgreSQL tests\")"
-                    );
-                    return None;
-                }
-            };
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let name = format!(
-                "t_ex_{what}_{}_{}_{nanos}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::SeqCst)
-            );
-            Some(Self { url, name })
-        }
-    }
-
-    impl Drop for Schema {
-        fn drop(&mut self) {
-            if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
-                let drop = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
-                let _ = client.batch_execute(&drop);
-            }
-        }
-    }
 }
 
 #[cfg(feature = "axum")]

@@ -48,81 +48,9 @@ use webhook_inbox::{
     Verifier, Worker, WorkerConfig,
 };
 
-/// The test database: a private copy of what `tests/common/postgres.rs`
-/// provides on main once it lands (it was not on this branch).
-mod pg {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    pub const VAR: &str = "WEBHOOK_INBOX_TEST_POSTGRES";
-
-    /// The test database's URL; `None` (said on stderr) without one, a
-    /// panic under `CI=true`.
-    pub fn url() -> Option<String> {
-        match std::env::var(VAR) {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "{VAR} is not set, and CI=true: PostgreSQL tests must run in CI"
-                );
-                eprintln!(
-                    "skipping: {VAR} is not set (see README, \"Running the PostgreSQL tests\")"
-                );
-                None
-            }
-        }
-    }
-
-    pub fn connect(url: &str) -> postgres::Client {
-        postgres::Client::connect(url, postgres::NoTls).expect("connect to the test database")
-    }
-
-    /// A schema no other test uses, dropped with everything in it when this
-    /// is dropped.
-    pub struct Schema {
-        url: String,
-        pub name: String,
-    }
-
-    impl Schema {
-        pub fn fresh(url: &str, what: &str) -> Self {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let name = format!(
-                "t_{what}_{}_{}_{nanos}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::SeqCst)
-            );
-            Self {
-                url: url.to_owned(),
-                name,
-            }
-        }
-
-        /// `sql` with `{s}` standing for the quoted schema name.
-        pub fn sql(&self, sql: &str) -> String {
-            sql.replace("{s}", &format!("\"{}\"", self.name))
-        }
-    }
-
-    impl Drop for Schema {
-        fn drop(&mut self) {
-            // To look at what a failing run left behind.
-            if std::env::var_os("PG_KEEP_SCHEMA").is_some() {
-                eprintln!("kept schema {}", self.name);
-                return;
-            }
-            if let Ok(mut client) = postgres::Client::connect(&self.url, postgres::NoTls) {
-                let _ = client.batch_execute(&format!(
-                    "SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-                    self.name
-                ));
-            }
-        }
-    }
-}
+/// The test database: `common::postgres` (`PG_KEEP_SCHEMA` keeps a test's
+/// schema, to look at what a failing run left behind).
+use common::postgres as pg;
 
 const CHILD_ENV: &str = "WEBHOOK_INBOX_PG_REPLICA";
 
@@ -558,14 +486,14 @@ fn sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success() {
         .unwrap_or_else(common::seed)
         | 1;
     println!("PG_CRASH_SEED={seed}");
-    let schema = pg::Schema::fresh(&url, "replicas");
-    let inbox = connect_replica(&url, &schema.name);
-    pg::connect(&url)
+    let schema = pg::Schema::at(&url, "replicas");
+    let inbox = connect_replica(&url, schema.name());
+    pg::client(&url)
         .batch_execute(&schema.sql(CRASH_TABLES))
         .unwrap();
     let started = Instant::now();
 
-    let spec = |slot: usize, inc: usize| format!("{}|{slot}|{inc}", schema.name);
+    let spec = |slot: usize, inc: usize| format!("{}|{slot}|{inc}", schema.name());
     let mut next_inc = 0;
     let mut slots: Vec<(usize, Replica)> = Vec::new();
     for slot in 0..3 {
@@ -611,10 +539,10 @@ fn sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success() {
 
     // A final replica (this process, not killed) drains what is left.
     let side = Side::new(&url);
-    let (config, writer) = crash_config(&side, &schema.name, as_i32(next_inc));
+    let (config, writer) = crash_config(&side, schema.name(), as_i32(next_inc));
     let worker = Worker::start(
         &inbox,
-        crash_router(&side, &schema.name, 3, as_i32(next_inc)),
+        crash_router(&side, schema.name(), 3, as_i32(next_inc)),
         config,
     )
     .unwrap();
@@ -624,7 +552,7 @@ fn sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success() {
     writer.join().unwrap();
 
     let figures = check_crash_records(&url, &schema, &killed);
-    let mut db = pg::connect(&url);
+    let mut db = pg::client(&url);
     let mut ids = |sql: &str| -> HashSet<String> {
         db.query(&schema.sql(sql), &[])
             .unwrap()
@@ -753,7 +681,7 @@ fn sigkill_replicas_lose_nothing_and_never_rerun_a_recorded_success() {
 /// lost. Only stale runs may overlap another run of their event, follow a
 /// recorded success, or be a success that is not the last run.
 fn check_crash_records(url: &str, schema: &pg::Schema, killed: &HashSet<i32>) -> CrashFigures {
-    let mut db = pg::connect(url);
+    let mut db = pg::client(url);
     let killed: Vec<i32> = killed.iter().copied().collect();
     let mut sample = |sql: &str| -> Vec<String> {
         let sql = schema.sql(&sql.replace(
@@ -975,13 +903,13 @@ fn ordering_key_holds_across_replica_processes() {
     let Some(url) = pg::url() else {
         return;
     };
-    let schema = pg::Schema::fresh(&url, "ordering");
-    let inbox = connect_replica(&url, &schema.name);
-    let mut db = pg::connect(&url);
+    let schema = pg::Schema::at(&url, "ordering");
+    let inbox = connect_replica(&url, schema.name());
+    let mut db = pg::client(&url);
     db.batch_execute(&schema.sql(ORDER_TABLE)).unwrap();
     let started = Instant::now();
     let mut replicas: Vec<Replica> = (0..3)
-        .map(|r| Replica::start("ordering_replica_child", format!("{}|{r}", schema.name)))
+        .map(|r| Replica::start("ordering_replica_child", format!("{}|{r}", schema.name())))
         .collect();
     for replica in &mut replicas {
         replica.tell("GO");
@@ -1169,8 +1097,8 @@ fn killed_mid_handler(lease: Duration) {
     let Some(url) = pg::url() else {
         return;
     };
-    let schema = pg::Schema::fresh(&url, "stall");
-    let inbox = connect_replica(&url, &schema.name);
+    let schema = pg::Schema::at(&url, "stall");
+    let inbox = connect_replica(&url, schema.name());
     let runs = |lines: &[(Instant, String)]| -> Vec<(Instant, String)> {
         lines
             .iter()
@@ -1179,7 +1107,7 @@ fn killed_mid_handler(lease: Duration) {
     };
     let hung = Replica::start(
         "stall_replica_child",
-        format!("{}|hang|{}", schema.name, lease.as_millis()),
+        format!("{}|hang|{}", schema.name(), lease.as_millis()),
     );
     let ingestor = inbox.ingestor(verifier()).build().unwrap();
     for n in 0..STALL_EVENTS {
@@ -1197,7 +1125,7 @@ fn killed_mid_handler(lease: Duration) {
 
     let other = Replica::start(
         "stall_replica_child",
-        format!("{}|quick|{}", schema.name, lease.as_millis()),
+        format!("{}|quick|{}", schema.name(), lease.as_millis()),
     );
     let hold = std::env::var("PG_STALL_HOLD_SECS")
         .ok()
@@ -1208,7 +1136,7 @@ fn killed_mid_handler(lease: Duration) {
     // is this machine's): it must never have run out. The other replica
     // notices a lapse only if it polls within it; this sees lapses of a
     // few milliseconds.
-    let mut db = pg::connect(&url);
+    let mut db = pg::client(&url);
     let lapsed_sql = schema.sql(
         "SELECT count(*) FROM {s}.events
          WHERE lease_until IS NULL OR lease_until < (extract(epoch FROM clock_timestamp()) * 1000)::bigint",

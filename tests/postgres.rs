@@ -26,30 +26,10 @@ use webhook_inbox::{
     RETRY_AFTER, Replay, Reply, Router, Scheme, Verifier, Worker, WorkerConfig,
 };
 
-/// The test database, fresh schemas in it, and direct queries (a private
-/// copy of what `tests/common/postgres.rs` is to provide).
+/// The test database (`common::postgres`), and direct queries on a test's
+/// schema.
 mod pg {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    pub const VAR: &str = "WEBHOOK_INBOX_TEST_POSTGRES";
-
-    /// The test database's URL; `None` (said on stderr) when unset, a
-    /// failure under `CI=true`.
-    pub fn url() -> Option<String> {
-        match std::env::var(VAR) {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "{VAR} is not set, and CI=true: PostgreSQL tests must run in CI"
-                );
-                eprintln!(
-                    "skipping: {VAR} is not set (see README, \"Running the PostgreSQL tests\")"
-                );
-                None
-            }
-        }
-    }
+    pub use crate::common::postgres::{Schema, client, url};
 
     /// Runs `f` on a thread of its own: the synchronous `postgres` client
     /// panics on a tokio runtime's thread, and some tests run on one.
@@ -57,69 +37,40 @@ mod pg {
         std::thread::scope(|s| s.spawn(f).join().expect("database helper panicked"))
     }
 
-    /// A direct connection to the test database.
-    pub fn client(url: &str) -> postgres::Client {
-        postgres::Client::connect(url, postgres::NoTls).expect("direct connection")
+    /// Direct queries in a test's schema, `{s}` standing for its quoted name.
+    pub trait Direct {
+        /// One number from `sql`.
+        fn count(&self, sql: &str) -> i64;
+        /// Runs `sql`.
+        fn execute(&self, sql: &str);
+        /// One text from `sql`, `$1` the schema's name.
+        fn text(&self, sql: &str) -> Option<String>;
     }
 
-    /// A schema name no other test uses, dropped (with everything in it)
-    /// when this is dropped, also when the test fails.
-    pub struct Schema {
-        url: String,
-        pub name: String,
-    }
-
-    impl Schema {
-        pub fn fresh(url: &str, what: &str) -> Self {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            Self {
-                url: url.to_owned(),
-                name: format!(
-                    "t_{what}_{}_{}_{nanos}",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::SeqCst)
-                ),
-            }
+    impl Direct for Schema {
+        fn count(&self, sql: &str) -> i64 {
+            let sql = self.sql(sql);
+            off_runtime(|| client(self.url()).query_one(&sql, &[]).expect(&sql).get(0))
         }
 
-        /// One number from `sql`, with `{s}` standing for the quoted schema.
-        pub fn count(&self, sql: &str) -> i64 {
-            let sql = sql.replace("{s}", &format!("\"{}\"", self.name));
-            off_runtime(|| client(&self.url).query_one(&sql, &[]).expect(&sql).get(0))
+        fn execute(&self, sql: &str) {
+            let sql = self.sql(sql);
+            off_runtime(|| client(self.url()).batch_execute(&sql).expect(&sql));
         }
 
-        /// Runs `sql` (`{s}` as in [`Schema::count`]) directly.
-        pub fn execute(&self, sql: &str) {
-            let sql = sql.replace("{s}", &format!("\"{}\"", self.name));
-            off_runtime(|| client(&self.url).batch_execute(&sql).expect(&sql));
-        }
-
-        /// One text from `sql` (`{s}` as in [`Schema::count`]), `$1` the schema's name.
-        pub fn text(&self, sql: &str) -> Option<String> {
-            let sql = sql.replace("{s}", &format!("\"{}\"", self.name));
+        fn text(&self, sql: &str) -> Option<String> {
+            let sql = self.sql(sql);
             off_runtime(|| {
-                client(&self.url)
-                    .query_one(&sql, &[&self.name])
+                client(self.url())
+                    .query_one(&sql, &[&self.name()])
                     .expect(&sql)
                     .get(0)
             })
         }
     }
-
-    impl Drop for Schema {
-        fn drop(&mut self) {
-            let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name);
-            off_runtime(|| {
-                if let Ok(mut c) = postgres::Client::connect(&self.url, postgres::NoTls) {
-                    let _ = c.batch_execute(&sql);
-                }
-            });
-        }
-    }
 }
+
+use pg::Direct;
 
 /// A TCP forwarder on 127.0.0.1 to the database, which a test can cut (every
 /// connection closed, new ones refused) and restore: the database going
@@ -383,10 +334,10 @@ fn handled_all(seen: &Seen, ids: &[String]) -> bool {
 #[test]
 fn ingest_answers_503_while_the_database_is_cut_off_and_recovers_by_itself() {
     let Some(url) = pg::url() else { return };
-    let schema = pg::Schema::fresh(&url, "cut");
+    let schema = pg::Schema::at(&url, "cut");
     let forwarder = Forwarder::start(upstream(&url));
     let inbox = Inbox::postgres(&forwarder.url(&url))
-        .schema(&schema.name)
+        .schema(schema.name())
         .connect()
         .unwrap();
     let ingestor = bluum(&inbox);
@@ -478,9 +429,9 @@ fn ingest_answers_503_while_the_database_is_cut_off_and_recovers_by_itself() {
 #[test]
 fn ingest_failing_in_the_database_writes_nothing() {
     let Some(url) = pg::url() else { return };
-    let schema = pg::Schema::fresh(&url, "fail");
+    let schema = pg::Schema::at(&url, "fail");
     let inbox = Inbox::postgres(&url)
-        .schema(&schema.name)
+        .schema(schema.name())
         .connect()
         .unwrap();
     let ingestor = bluum(&inbox);
@@ -523,10 +474,10 @@ fn ingest_failing_in_the_database_writes_nothing() {
 #[test]
 fn ingest_answers_503_when_the_database_stops_answering() {
     let Some(url) = pg::url() else { return };
-    let schema = pg::Schema::fresh(&url, "silent");
+    let schema = pg::Schema::at(&url, "silent");
     let forwarder = Forwarder::start(upstream(&url));
     let inbox = Inbox::postgres(&forwarder.url(&url))
-        .schema(&schema.name)
+        .schema(schema.name())
         .connect()
         .unwrap();
     let ingestor = bluum(&inbox);
@@ -546,7 +497,10 @@ fn ingest_answers_503_when_the_database_stops_answering() {
 
 /// What the tokio tests do: connect, ingest, stats, events, event, close.
 fn use_inbox_on_this_thread(url: &str, schema: &pg::Schema) {
-    let inbox = Inbox::postgres(url).schema(&schema.name).connect().unwrap();
+    let inbox = Inbox::postgres(url)
+        .schema(schema.name())
+        .connect()
+        .unwrap();
     let ingestor = bluum(&inbox);
     accept(&ingestor, "evt_1", 1);
     assert!(matches!(
@@ -577,7 +531,7 @@ fn assert_direct_use_panics_here(url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inbox_works_on_a_multi_thread_runtime_worker() {
     let Some(url) = pg::url() else { return };
-    let schema = pg::Schema::fresh(&url, "tokio_mt");
+    let schema = pg::Schema::at(&url, "tokio_mt");
     assert_direct_use_panics_here(&url);
     use_inbox_on_this_thread(&url, &schema);
 }
@@ -586,7 +540,7 @@ async fn the_inbox_works_on_a_multi_thread_runtime_worker() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_inbox_works_on_a_current_thread_runtime() {
     let Some(url) = pg::url() else { return };
-    let schema = pg::Schema::fresh(&url, "tokio_ct");
+    let schema = pg::Schema::at(&url, "tokio_ct");
     assert_direct_use_panics_here(&url);
     use_inbox_on_this_thread(&url, &schema);
 }
@@ -710,12 +664,12 @@ fn an_invalid_schema_name_is_refused() {
 #[test]
 fn without_migration_a_missing_or_empty_schema_is_refused_and_left_alone() {
     let Some(url) = pg::url() else { return };
-    let missing = pg::Schema::fresh(&url, "missing");
-    let empty = pg::Schema::fresh(&url, "empty");
+    let missing = pg::Schema::at(&url, "missing");
+    let empty = pg::Schema::at(&url, "empty");
     empty.execute("CREATE SCHEMA {s}");
     for schema in [&missing, &empty] {
         let outcome = Inbox::postgres(&url)
-            .schema(&schema.name)
+            .schema(schema.name())
             .migrate(false)
             .connect();
         match outcome {
@@ -724,10 +678,10 @@ fn without_migration_a_missing_or_empty_schema_is_refused_and_left_alone() {
                 found: 0,
                 known,
             }) => {
-                assert_eq!(named, schema.name);
+                assert_eq!(named, schema.name());
                 assert!(known >= 1);
             }
-            other => panic!("{}: {:?}", schema.name, other.map(drop)),
+            other => panic!("{}: {:?}", schema.name(), other.map(drop)),
         }
     }
     let schemas = |name: &str| {
@@ -735,13 +689,13 @@ fn without_migration_a_missing_or_empty_schema_is_refused_and_left_alone() {
             "SELECT count(*) FROM pg_namespace WHERE nspname = '{name}'"
         ))
     };
-    assert_eq!(schemas(&missing.name), 0);
-    assert_eq!(schemas(&empty.name), 1);
+    assert_eq!(schemas(missing.name()), 0);
+    assert_eq!(schemas(empty.name()), 1);
     assert_eq!(
         empty.count(&format!(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = '{}'",
-            empty.name
+            empty.name()
         )),
         0
     );
@@ -753,9 +707,9 @@ fn without_migration_a_missing_or_empty_schema_is_refused_and_left_alone() {
 #[test]
 fn a_newer_schema_is_refused_and_left_unchanged() {
     let Some(url) = pg::url() else { return };
-    let schema = pg::Schema::fresh(&url, "newer");
+    let schema = pg::Schema::at(&url, "newer");
     let inbox = Inbox::postgres(&url)
-        .schema(&schema.name)
+        .schema(schema.name())
         .connect()
         .unwrap();
     accept(&bluum(&inbox), "evt_1", 1);
@@ -782,7 +736,7 @@ fn a_newer_schema_is_refused_and_left_unchanged() {
     );
     for migrate in [true, false] {
         let outcome = Inbox::postgres(&url)
-            .schema(&schema.name)
+            .schema(schema.name())
             .migrate(migrate)
             .connect();
         match outcome {
@@ -791,7 +745,7 @@ fn a_newer_schema_is_refused_and_left_unchanged() {
                 found: 99,
                 known,
             }) => {
-                assert_eq!(named, schema.name);
+                assert_eq!(named, schema.name());
                 assert!(known < 99);
             }
             other => panic!("migrate({migrate}): {:?}", other.map(drop)),
@@ -813,12 +767,16 @@ fn replicas_connecting_at_once_to_a_fresh_schema_all_succeed() {
 }
 
 fn connect_at_once(url: &str) {
-    let schema = pg::Schema::fresh(url, "race");
+    let schema = pg::Schema::at(url, "race");
     let n = 6;
     let barrier = Arc::new(Barrier::new(n));
     let threads: Vec<_> = (0..n)
         .map(|_| {
-            let (url, name, barrier) = (url.to_owned(), schema.name.clone(), Arc::clone(&barrier));
+            let (url, name, barrier) = (
+                url.to_owned(),
+                schema.name().to_owned(),
+                Arc::clone(&barrier),
+            );
             std::thread::spawn(move || {
                 barrier.wait();
                 Inbox::postgres(&url).schema(name).pool_size(1).connect()
@@ -847,7 +805,7 @@ fn connect_at_once(url: &str) {
 fn replicas(url: &str, schema: &pg::Schema, max_pending: u64) -> (Inbox, Inbox) {
     let connect = || {
         Inbox::postgres(url)
-            .schema(&schema.name)
+            .schema(schema.name())
             .max_pending(max_pending)
             .connect()
             .unwrap()
@@ -866,7 +824,7 @@ fn counts(inbox: &Inbox) -> (u64, u64, u64, u64) {
 #[test]
 fn a_duplicate_on_the_other_replica_is_a_duplicate() {
     let Some(url) = pg::url() else { return };
-    let schema = pg::Schema::fresh(&url, "dup");
+    let schema = pg::Schema::at(&url, "dup");
     let (a, b) = replicas(&url, &schema, 100_000);
     accept(&bluum(&a), "evt_first", 0);
     let again = send(&bluum(&b), "evt_first", 0);
@@ -919,7 +877,7 @@ fn a_duplicate_on_the_other_replica_is_a_duplicate() {
 #[test]
 fn replay_and_purge_on_one_replica_are_seen_by_the_other() {
     let Some(url) = pg::url() else { return };
-    let schema = pg::Schema::fresh(&url, "dead");
+    let schema = pg::Schema::at(&url, "dead");
     let (a, b) = replicas(&url, &schema, 100_000);
     let healed = Arc::new(AtomicBool::new(false));
     let handled = Arc::new(AtomicU32::new(0));
@@ -984,7 +942,7 @@ fn replay_and_purge_on_one_replica_are_seen_by_the_other() {
 #[test]
 fn max_pending_applies_across_replicas() {
     let Some(url) = pg::url() else { return };
-    let schema = pg::Schema::fresh(&url, "bound");
+    let schema = pg::Schema::at(&url, "bound");
     let (a, b) = replicas(&url, &schema, 3);
     let (on_a, on_b) = (bluum(&a), bluum(&b));
     accept(&on_a, "evt_1", 1);

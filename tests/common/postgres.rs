@@ -6,7 +6,7 @@
 //! server and exports it; the README says how to do it locally). Without it a
 //! test says why and skips, except under `CI=true`, where its absence fails.
 //! Every test works in a schema of its own ([`Schema::fresh`]), dropped when
-//! the guard is.
+//! the guard is (kept when `PG_KEEP_SCHEMA` is set, to look at).
 //!
 //! ```ignore
 //! let Some(schema) = common::postgres::Schema::fresh("replay") else {
@@ -23,6 +23,9 @@ use webhook_inbox::postgres::PostgresBuilder;
 
 /// The environment variable holding the test database's URL.
 pub const VAR: &str = "WEBHOOK_INBOX_TEST_POSTGRES";
+
+/// Set (to anything), this keeps every test's schema instead of dropping it.
+pub const KEEP: &str = "PG_KEEP_SCHEMA";
 
 /// The longest schema name PostgreSQL keeps (longer ones are truncated).
 const MAX_NAME: usize = 63;
@@ -80,17 +83,24 @@ pub fn client(url: &str) -> postgres::Client {
 
 /// Drops `schema` and everything in it (at the end of a test); waits at most
 /// 10 s for locks, and leaves a failure unreported (nothing to assert on).
+/// It works on a thread of its own, so it may be called (or a [`Schema`]
+/// dropped) on a tokio runtime's thread, where the synchronous client panics.
 pub fn drop_schema(url: &str, schema: &str) {
     let Ok(mut config) = url.parse::<postgres::Config>() else {
         return;
     };
     config.connect_timeout(Duration::from_secs(5));
-    if let Ok(mut client) = config.connect(postgres::NoTls) {
-        let _ = client.batch_execute(&format!(
-            "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-            schema.replace('"', "\"\"")
-        ));
-    }
+    let sql = format!(
+        "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+        schema.replace('"', "\"\"")
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            if let Ok(mut client) = config.connect(postgres::NoTls) {
+                let _ = client.batch_execute(&sql);
+            }
+        });
+    });
 }
 
 /// A fresh schema in the test database, dropped (with everything in it) when
@@ -104,10 +114,16 @@ impl Schema {
     /// A fresh schema for test `what`, or `None` when there is no test
     /// database (see [`url`]). Nothing is created: the inbox creates it.
     pub fn fresh(what: &str) -> Option<Self> {
-        Some(Self {
-            url: url()?,
+        Some(Self::at(&url()?, what))
+    }
+
+    /// A fresh schema for test `what` in the database at `url` (for a test
+    /// that has already asked [`url`]).
+    pub fn at(url: &str, what: &str) -> Self {
+        Self {
+            url: url.to_owned(),
             name: fresh_schema(what),
-        })
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -116,6 +132,11 @@ impl Schema {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `sql` with `{s}` standing for this schema's quoted name.
+    pub fn sql(&self, sql: &str) -> String {
+        sql.replace("{s}", &format!("\"{}\"", self.name))
     }
 
     /// `Inbox::postgres(url).schema(name)`, for further settings.
@@ -136,6 +157,11 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
+        // To look at what a failing run left behind.
+        if std::env::var_os(KEEP).is_some() {
+            eprintln!("kept schema {}", self.name);
+            return;
+        }
         drop_schema(&self.url, &self.name);
     }
 }

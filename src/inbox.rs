@@ -205,7 +205,7 @@ impl Inbox {
 impl fmt::Debug for Inbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inbox")
-            .field("path", &self.inner.path)
+            .field("store", &self.inner.label)
             .finish_non_exhaustive()
     }
 }

@@ -145,7 +145,7 @@ impl PostgresBuilder {
     }
 
     /// How long a dedup marker is kept after its event was accepted, as
-    /// [`InboxBuilder::retention`]. Defaults to [`DEFAULT_RETENTION`]. One
+    /// [`InboxBuilder::retention`](crate::InboxBuilder::retention). Defaults to [`DEFAULT_RETENTION`]. One
     /// replica at a time removes expired markers, every minute.
     ///
     /// ```

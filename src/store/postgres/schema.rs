@@ -84,7 +84,11 @@ CREATE OR REPLACE FUNCTION {s}.ingest(
     p_source text[], p_id text[], p_type text[], p_received bigint[], p_headers text[],
     p_body bytea[], p_max_pending bigint, p_lock bigint)
 RETURNS TABLE (o_ord bigint, o_seq bigint, o_new boolean, o_pending bigint)
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+-- Planned once per connection: replanning the statements on every call
+-- (custom plans for their array parameters) cost more than running them.
+SET plan_cache_mode = force_generic_plan
+AS $fn$
 #variable_conflict use_column
 DECLARE
     v_pending bigint;
@@ -101,7 +105,7 @@ BEGIN
     -- One statement: markers (the dedup key decides), the events of the
     -- markers that went in, the counters; each input row answered with its
     -- new seq, or the seq of the marker that was there (the snapshot of the
-    -- statement's start, so the join sees only markers from before it).
+    -- statement's start, so the look-up sees only markers from before it).
     RETURN QUERY
     WITH i AS (
         SELECT * FROM unnest(p_source, p_id, p_type, p_received, p_headers, p_body)
@@ -123,10 +127,12 @@ BEGIN
         WHERE slot = pg_backend_pid() % 16
         RETURNING 1
     )
-    SELECT i.ord, coalesce(m.seq, x.seq), m.seq IS NOT NULL, v_pending
+    SELECT i.ord,
+           coalesce(m.seq, (SELECT x.seq FROM {s}.markers x
+                            WHERE x.event_id = i.event_id AND x.source = i.source)),
+           m.seq IS NOT NULL, v_pending
     FROM i
-    LEFT JOIN m ON m.event_id = i.event_id AND m.source = i.source
-    LEFT JOIN {s}.markers x ON x.event_id = i.event_id AND x.source = i.source;
+    LEFT JOIN m ON m.event_id = i.event_id AND m.source = i.source;
 END
 $fn$;
 
@@ -134,7 +140,11 @@ CREATE OR REPLACE FUNCTION {s}.apply(
     p_seq bigint[], p_token bigint[], p_kind smallint[], p_progress bytea[],
     p_state smallint[], p_due bigint[])
 RETURNS TABLE (o_ord bigint)
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+-- Planned once per connection: replanning the statements on every call
+-- (custom plans for their array parameters) cost more than running them.
+SET plan_cache_mode = force_generic_plan
+AS $fn$
 #variable_conflict use_column
 DECLARE
     v_held bigint[];
@@ -188,7 +198,11 @@ $fn$;
 CREATE OR REPLACE FUNCTION {s}.claim(
     p_now bigint, p_limit int, p_until bigint, p_ordered boolean)
 RETURNS SETOF {s}.events
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+-- Planned once per connection: replanning the statements on every call
+-- (custom plans for their array parameters) cost more than running them.
+SET plan_cache_mode = force_generic_plan
+AS $fn$
 #variable_conflict use_column
 DECLARE
     v_got int;
@@ -239,7 +253,11 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION {s}.collect(p_cutoff bigint, p_lock bigint, p_batch int)
 RETURNS bigint
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+-- Planned once per connection: replanning the statements on every call
+-- (custom plans for their array parameters) cost more than running them.
+SET plan_cache_mode = force_generic_plan
+AS $fn$
 DECLARE
     v_removed bigint;
 BEGIN

@@ -415,8 +415,12 @@ fn ingest_answers_503_while_the_database_is_cut_off_and_recovers_by_itself() {
         handled_all(&seen, &all) && inbox.stats().pending == 0
     });
     assert!(worker.is_running());
-    // Its first outcome was lost with the connection: it ran again (at least once).
-    assert_eq!(seen.lock().unwrap()["evt_slow"], 2);
+    // Its outcome was written while the database was away, or just after
+    // it came back (the write can wait behind a pool connection that is
+    // still failing): refused, it ran again once its claim came back;
+    // recorded, it ran once. Never more, never lost.
+    let runs = seen.lock().unwrap()["evt_slow"];
+    assert!((1..=2).contains(&runs), "evt_slow ran {runs} times");
     assert_eq!(schema.count("SELECT count(*) FROM {s}.events"), 0);
     worker.shutdown().unwrap();
     inbox.close().unwrap();

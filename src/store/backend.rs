@@ -174,6 +174,46 @@ pub(crate) struct Changed {
     pub(crate) more: bool,
 }
 
+impl Changed {
+    /// Changes the dead letters passing `filter` after seq `after`, at most
+    /// `limit`, a step at a time: `fetch(cursor)` reads the dead letters after
+    /// `cursor` (a step shorter than `step` is the last), `change` gives one
+    /// its change (if any), `record` writes a step's changes (one write) and
+    /// answers how many it made. How every backend pages a dead-letter change.
+    pub(crate) fn page_through<C>(
+        filter: &Filter,
+        after: u64,
+        limit: usize,
+        step: usize,
+        mut fetch: impl FnMut(u64) -> Result<Vec<Stored>, StoreError>,
+        change: impl Fn(Stored) -> Option<C>,
+        mut record: impl FnMut(&[C]) -> Result<usize, StoreError>,
+    ) -> Result<Self, StoreError> {
+        let mut cursor = after;
+        let mut done = 0;
+        loop {
+            let batch = fetch(cursor)?;
+            let exhausted = batch.len() < step;
+            let mut changes = Vec::new();
+            let mut full = false;
+            for stored in batch {
+                if done + changes.len() >= limit {
+                    full = true;
+                    break;
+                }
+                cursor = stored.seq;
+                if filter.matches(&stored) {
+                    changes.extend(change(stored));
+                }
+            }
+            done += record(&changes)?;
+            if full || exhausted {
+                return Ok(Self { done, more: full });
+            }
+        }
+    }
+}
+
 /// What a backend measures that another may not.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct BackendStats {

@@ -92,31 +92,18 @@ pub(super) fn change_dead(
             filter,
             after,
             limit,
-        } => {
-            let mut cursor = *after;
-            let mut done = 0;
-            loop {
-                let batch = tables.dead_after(cursor, STEP)?;
-                let exhausted = batch.len() < STEP;
-                let mut changes = Vec::new();
-                let mut full = false;
-                for stored in batch {
-                    if done + changes.len() >= *limit {
-                        full = true;
-                        break;
-                    }
-                    cursor = stored.seq;
-                    if filter.matches(&stored) {
-                        changes.extend(dead_change(stored, change));
-                    }
-                }
-                tables.record(&changes)?;
-                done += changes.len();
-                if full || exhausted {
-                    break Changed { done, more: full };
-                }
-            }
-        }
+        } => Changed::page_through(
+            filter,
+            *after,
+            *limit,
+            STEP,
+            |cursor| tables.dead_after(cursor, STEP),
+            |stored| dead_change(stored, change),
+            |changes| {
+                tables.record(changes)?;
+                Ok(changes.len())
+            },
+        )?,
     };
     tables.sync_applied()?;
     Ok(changed)

@@ -170,7 +170,7 @@ pub(super) fn heartbeat(
 }
 
 /// An outcome as the `apply` function's columns: kind, progress, state, due.
-pub(super) fn columns(outcome: &Outcome) -> (i16, Option<Vec<u8>>, i16, i64) {
+fn columns(outcome: &Outcome) -> (i16, Option<Vec<u8>>, i16, i64) {
     let of = |p: &Progress| {
         (
             Some(encode_progress(p)),

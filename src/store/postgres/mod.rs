@@ -323,7 +323,7 @@ impl Backend for PgBackend {
         self.shared.check_open()?;
         let inserted = self.inserter.insert(&event)?;
         if matches!(inserted, Insert::Accepted { .. }) {
-            self.shared.wake.inserted();
+            self.shared.wake.changed();
         }
         Ok(inserted)
     }

@@ -80,6 +80,16 @@ fn change(shared: &Shared, changes: &[(u64, Outcome)]) -> Result<usize, StoreErr
     Ok(apply(shared, vec![batch])?.len())
 }
 
+/// The dead letters after `cursor`, a step of them.
+fn dead_page(shared: &Shared, cursor: u64) -> Result<Vec<Stored>, StoreError> {
+    let after = big(cursor);
+    let rows = shared.run(move |conn, sql| {
+        let st = conn.statement("dead_page", &sql.dead_page)?;
+        conn.client.query(&st, &[&after, &STEP]).map_err(failed)
+    })?;
+    rows.iter().map(stored).collect()
+}
+
 /// Replays or purges the dead letters `which` selects, a page per transaction.
 pub(super) fn change_dead(
     shared: &Shared,
@@ -107,33 +117,14 @@ pub(super) fn change_dead(
             filter,
             after,
             limit,
-        } => {
-            let mut cursor = big(*after);
-            let mut done = 0;
-            loop {
-                let rows = shared.run(move |conn, sql| {
-                    let st = conn.statement("dead_page", &sql.dead_page)?;
-                    conn.client.query(&st, &[&cursor, &STEP]).map_err(failed)
-                })?;
-                let exhausted = i64::try_from(rows.len()).unwrap_or(0) < STEP;
-                let mut changes = Vec::new();
-                let mut full = false;
-                for row in &rows {
-                    if done + changes.len() >= *limit {
-                        full = true;
-                        break;
-                    }
-                    let s = stored(row)?;
-                    cursor = big(s.seq);
-                    if filter.matches(&s) {
-                        changes.extend(outcome(s, change_to));
-                    }
-                }
-                done += change(shared, &changes)?;
-                if full || exhausted {
-                    return Ok(Changed { done, more: full });
-                }
-            }
-        }
+        } => Changed::page_through(
+            filter,
+            *after,
+            *limit,
+            usize::try_from(STEP).unwrap_or(usize::MAX),
+            |cursor| dead_page(shared, cursor),
+            |stored| outcome(stored, change_to),
+            |changes| change(shared, changes),
+        ),
     }
 }

@@ -25,6 +25,9 @@ pub(crate) const VERSION: i32 = 1;
 /// - `counters` has 16 slots: each transaction adds its changes to the slot
 ///   of its connection (backend pid mod 16), so concurrent transactions
 ///   rarely wait on one row; the counts are the sums (kept, never counted).
+/// - Every plpgsql function plans its statements once per connection
+///   (`force_generic_plan`): replanning them on every call for new array
+///   parameters cost more than running them.
 /// - `ingest` inserts a batch under the insert lock, so seqs are handed out
 ///   in commit order: an event of a key never commits before an earlier-seq
 ///   one, which per-key ordering across replicas relies on.
@@ -84,11 +87,7 @@ CREATE OR REPLACE FUNCTION {s}.ingest(
     p_source text[], p_id text[], p_type text[], p_received bigint[], p_headers text[],
     p_body bytea[], p_max_pending bigint, p_lock bigint)
 RETURNS TABLE (o_ord bigint, o_seq bigint, o_new boolean, o_pending bigint)
-LANGUAGE plpgsql
--- Planned once per connection: replanning the statements on every call
--- (custom plans for their array parameters) cost more than running them.
-SET plan_cache_mode = force_generic_plan
-AS $fn$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
 #variable_conflict use_column
 DECLARE
     v_pending bigint;
@@ -140,11 +139,7 @@ CREATE OR REPLACE FUNCTION {s}.apply(
     p_seq bigint[], p_token bigint[], p_kind smallint[], p_progress bytea[],
     p_state smallint[], p_due bigint[])
 RETURNS TABLE (o_ord bigint)
-LANGUAGE plpgsql
--- Planned once per connection: replanning the statements on every call
--- (custom plans for their array parameters) cost more than running them.
-SET plan_cache_mode = force_generic_plan
-AS $fn$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
 #variable_conflict use_column
 DECLARE
     v_held bigint[];
@@ -198,11 +193,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION {s}.claim(
     p_now bigint, p_limit int, p_until bigint, p_ordered boolean)
 RETURNS SETOF {s}.events
-LANGUAGE plpgsql
--- Planned once per connection: replanning the statements on every call
--- (custom plans for their array parameters) cost more than running them.
-SET plan_cache_mode = force_generic_plan
-AS $fn$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
 #variable_conflict use_column
 DECLARE
     v_got int;
@@ -253,11 +244,7 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION {s}.collect(p_cutoff bigint, p_lock bigint, p_batch int)
 RETURNS bigint
-LANGUAGE plpgsql
--- Planned once per connection: replanning the statements on every call
--- (custom plans for their array parameters) cost more than running them.
-SET plan_cache_mode = force_generic_plan
-AS $fn$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
 DECLARE
     v_removed bigint;
 BEGIN

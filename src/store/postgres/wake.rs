@@ -95,12 +95,8 @@ impl Wake {
         }
     }
 
-    /// This replica committed new events.
-    pub(super) fn inserted(&self) {
-        self.changed();
-    }
-
-    /// This replica committed a change that may make events claimable.
+    /// This replica committed new events, or a change that may make events
+    /// claimable.
     pub(super) fn changed(&self) {
         notify(&self.subscribers);
         if let Some(tx) = lock(&self.notifier).as_ref() {

@@ -3,6 +3,25 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::store::faults::Plan;
+
+/// A sled inbox behind fault switches, in a temporary directory (kept
+/// while the first value lives).
+fn faulty_inbox() -> (tempfile::TempDir, Arc<Plan>, Inbox) {
+    let dir = tempfile::TempDir::new().unwrap();
+    let faults = sled_faults(dir.path());
+    let plan = faults.plan();
+    let inbox = inbox_over(dir.path(), faults);
+    (dir, plan, inbox)
+}
+
+/// Accepts `evt_0` … `evt_{n-1}`.
+fn accept_all(inbox: &Inbox, n: u64) {
+    let sender = Sender::new(inbox);
+    for i in 0..n {
+        sender.accept(&format!("evt_{i}"), i);
+    }
+}
 
 /// Two outcome writes fail: the worker counts them, gives the claims back at
 /// once (well within the 30 s lease), and runs those events again; each
@@ -10,14 +29,8 @@ use super::*;
 #[test]
 fn refused_outcomes_are_given_back_and_handled_once_later() {
     const N: u64 = 20;
-    let dir = tempfile::TempDir::new().unwrap();
-    let faults = sled_faults(dir.path());
-    let plan = faults.plan();
-    let inbox = inbox_over(dir.path(), faults);
-    let sender = Sender::new(&inbox);
-    for n in 0..N {
-        sender.accept(&format!("evt_{n}"), n);
-    }
+    let (_dir, plan, inbox) = faulty_inbox();
+    accept_all(&inbox, N);
     plan.refuse_outcomes(2);
     let runs: Runs = Arc::default();
     let (config, reports) = observed(WorkerConfig::default());
@@ -46,14 +59,8 @@ fn refused_outcomes_are_given_back_and_handled_once_later() {
 #[test]
 fn claims_not_given_back_return_when_their_lease_ends() {
     const N: u64 = 5;
-    let dir = tempfile::TempDir::new().unwrap();
-    let faults = sled_faults(dir.path());
-    let plan = faults.plan();
-    let inbox = inbox_over(dir.path(), faults);
-    let sender = Sender::new(&inbox);
-    for n in 0..N {
-        sender.accept(&format!("evt_{n}"), n);
-    }
+    let (_dir, plan, inbox) = faulty_inbox();
+    accept_all(&inbox, N);
     plan.refuse_finishes(2);
     let runs: Runs = Arc::default();
     let (config, reports) = observed(WorkerConfig::default().lease(Duration::from_secs(1)));
@@ -92,10 +99,7 @@ fn claims_not_given_back_return_when_their_lease_ends() {
 /// the running handler's outcome is still recorded once they pass again.
 #[test]
 fn failing_heartbeats_are_counted_and_outlived() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let faults = sled_faults(dir.path());
-    let plan = faults.plan();
-    let inbox = inbox_over(dir.path(), faults);
+    let (_dir, plan, inbox) = faulty_inbox();
     let router = {
         let plan = Arc::clone(&plan);
         Router::builder()
@@ -138,10 +142,7 @@ fn failing_heartbeats_are_counted_and_outlived() {
 /// event, no dedup marker, so the sender's retry is accepted.
 #[test]
 fn refused_inserts_answer_503_and_store_nothing() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let faults = sled_faults(dir.path());
-    let plan = faults.plan();
-    let inbox = inbox_over(dir.path(), faults);
+    let (_dir, plan, inbox) = faulty_inbox();
     let sender = Sender::new(&inbox);
     plan.refuse_inserts(2);
     for id in ["evt_1", "evt_2"] {
@@ -191,10 +192,7 @@ fn the_memory_inbox_runs_the_worker_end_to_end() {
     let config = WorkerConfig::default().backoff(Backoff::ladder([Duration::from_millis(20)]));
     let (config, reports) = observed(config);
     let worker = Worker::start(&inbox, router, config).unwrap();
-    let sender = Sender::new(&inbox);
-    for n in 0..N {
-        sender.accept(&format!("evt_{n}"), n);
-    }
+    accept_all(&inbox, N);
     wait_for("every event handled", Duration::from_secs(20), || {
         worker.stats().handled == N
     });

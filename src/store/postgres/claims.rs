@@ -87,8 +87,10 @@ fn key(shared: &Shared, pointer: &str) -> Result<(), StoreError> {
                 seqs.push(seq);
                 keys.push(key_at(&owned, body));
             }
-            let st = conn.statement("set_keys", &sql.set_keys)?;
-            conn.client.execute(&st, &[&seqs, &keys]).map_err(failed)?;
+            if !seqs.is_empty() {
+                let st = conn.statement("set_keys", &sql.set_keys)?;
+                conn.client.execute(&st, &[&seqs, &keys]).map_err(failed)?;
+            }
             match seqs.last() {
                 Some(&last) if i64::try_from(rows.len()).unwrap_or(0) == KEY_STEP => through = last,
                 _ => return Ok(top),

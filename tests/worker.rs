@@ -775,7 +775,11 @@ fn the_worker_stops_when_the_inbox_is_closed() {
         router,
         WorkerConfig::default().shutdown_timeout(Duration::MAX),
     );
-    again.unwrap().shutdown().unwrap();
+    // Its first claim meets the closed store, unless the shutdown comes first.
+    assert!(matches!(
+        again.unwrap().shutdown(),
+        Ok(()) | Err(WorkerError::Store(webhook_inbox::StoreError::Closed))
+    ));
 }
 
 /// With buffered durability the worker's outcomes are flushed on the
